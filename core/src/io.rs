@@ -1,0 +1,154 @@
+//! NumPy `.npy` files (format version 1.0/2.0, little-endian `f4`/`f8`, C order): what
+//! `native-cli sample` writes and `native-cli likelihood` reads.
+
+use std::path::Path;
+
+/// A `.npy` file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes were not a supported `.npy`.
+    #[error("{path} is not a readable .npy: {message}")]
+    Format {
+        /// The file.
+        path: String,
+        /// Expected vs found.
+        message: String,
+    },
+}
+
+/// A 2-D array of `f64` read from `.npy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array2 {
+    /// `[rows, cols]`.
+    pub shape: [usize; 2],
+    /// Row-major values.
+    pub data: Vec<f64>,
+}
+
+/// Encodes a `[rows, cols]` `f32` array as `.npy` bytes.
+pub fn npy_bytes_f32(data: &[f32], shape: [usize; 2]) -> Vec<u8> {
+    assert_eq!(data.len(), shape[0] * shape[1], "data length must match the shape");
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", shape[0], shape[1]);
+    // Pad so that magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Writes `.npy` atomically (a temporary file renamed into place).
+pub fn write_npy_f32(path: &Path, data: &[f32], shape: [usize; 2]) -> std::io::Result<()> {
+    let tmp = path.with_extension("npy.tmp");
+    std::fs::write(&tmp, npy_bytes_f32(data, shape))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Parses `.npy` bytes holding a 1-D or 2-D little-endian `f4`/`f8` C-order array
+/// (a 1-D array of length `n` reads as `[n, 1]`).
+pub fn parse_npy(bytes: &[u8], path: &str) -> Result<Array2, NpyError> {
+    let err = |message: String| NpyError::Format { path: path.to_string(), message };
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(err("expected the magic string \\x93NUMPY at the start".into()));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => return Err(err(format!("expected format version 1, 2 or 3, found {v}"))),
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| err("truncated or non-text header".into()))?;
+    let field = |key: &str| -> Option<&str> {
+        let i = header.find(&format!("'{key}'"))?;
+        let rest = header[i + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+        Some(rest)
+    };
+    let descr = field("descr").ok_or_else(|| err("header has no 'descr'".into()))?;
+    let width = if descr.starts_with("'<f4'") {
+        4
+    } else if descr.starts_with("'<f8'") {
+        8
+    } else {
+        return Err(err(format!("expected dtype '<f4' or '<f8', found {}", descr.split(',').next().unwrap_or(""))));
+    };
+    if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err(err("expected C order, found fortran_order: True".into()));
+    }
+    let shape_txt = field("shape").ok_or_else(|| err("header has no 'shape'".into()))?;
+    let inner = shape_txt.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or_else(|| err("malformed shape".into()))?;
+    let dims: Vec<usize> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().map_err(|_| err(format!("malformed shape entry `{s}`"))))
+        .collect::<Result<_, _>>()?;
+    let shape = match dims[..] {
+        [n] => [n, 1],
+        [n, d] => [n, d],
+        _ => return Err(err(format!("expected a 1-D or 2-D array, found shape {dims:?}"))),
+    };
+    let body = &bytes[start + hlen..];
+    let count = shape[0] * shape[1];
+    if body.len() != count * width {
+        return Err(err(format!("expected {} data bytes for shape {:?}, found {}", count * width, shape, body.len())));
+    }
+    let data = if width == 4 {
+        body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()
+    } else {
+        body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+    };
+    Ok(Array2 { shape, data })
+}
+
+/// Reads a `.npy` file (see [`parse_npy`]).
+pub fn read_npy(path: &Path) -> Result<Array2, NpyError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: p.clone(), source })?;
+    parse_npy(&bytes, &p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_header_alignment() {
+        let data = [1.0f32, -2.5, 3.25, 0.0, 1e-8, 7.0];
+        let bytes = npy_bytes_f32(&data, [3, 2]);
+        let header_end = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!(header_end % 64, 0);
+        let a = parse_npy(&bytes, "x.npy").unwrap();
+        assert_eq!(a.shape, [3, 2]);
+        assert_eq!(a.data, data.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn rejects_truncated_and_wrong_dtype() {
+        let mut bytes = npy_bytes_f32(&[1.0, 2.0], [2, 1]);
+        bytes.pop();
+        assert!(parse_npy(&bytes, "t.npy").unwrap_err().to_string().contains("expected 8 data bytes"));
+        let mut bad = npy_bytes_f32(&[1.0], [1, 1]);
+        let at = bad.windows(3).position(|w| w == b"<f4").unwrap();
+        bad[at + 1] = b'i';
+        let e = parse_npy(&bad, "i.npy").unwrap_err().to_string();
+        assert!(e.contains("'<i4'"), "{e}");
+        assert!(parse_npy(b"hello world!", "h.npy").unwrap_err().to_string().contains("magic"));
+    }
+}

@@ -1,0 +1,38 @@
+//! Fixed-step solvers of the probability-flow ODE.
+//!
+//! Song et al. 2021, eq. (13): `dx/dt = f(t) x - 1/2 g(t)^2 score(x, t)`, integrated from `T`
+//! to 0. Euler is first order; Heun (Karras et al. 2022, Alg. 1) is the trapezoidal second-order
+//! method, falling back to Euler on a step that ends where the score is undefined (`s(0) = 0`).
+
+use super::{ode_drift, Step, Transition};
+use crate::model::ScoreFn;
+use crate::noise::NoiseSource;
+use burn::tensor::Tensor;
+
+/// Euler steps of the probability-flow ODE.
+#[derive(Debug, Clone, Copy)]
+pub struct OdeEuler;
+
+impl<const D: usize> Transition<D> for OdeEuler {
+    fn transition(&mut self, x: Tensor<D>, t: f64, t_next: f64, f: &ScoreFn<D>, _: &mut NoiseSource) -> Step<D> {
+        let d = ode_drift(f, x.clone(), t);
+        Step::deterministic(x - d.mul_scalar(t - t_next))
+    }
+}
+
+/// Heun (explicit trapezoidal) steps of the probability-flow ODE.
+#[derive(Debug, Clone, Copy)]
+pub struct OdeHeun;
+
+impl<const D: usize> Transition<D> for OdeHeun {
+    fn transition(&mut self, x: Tensor<D>, t: f64, t_next: f64, f: &ScoreFn<D>, _: &mut NoiseSource) -> Step<D> {
+        let dt = t - t_next;
+        let d1 = ode_drift(f, x.clone(), t);
+        let euler = x.clone() - d1.clone().mul_scalar(dt);
+        if f.sde().marginal(t_next).1 <= 0.0 {
+            return Step::deterministic(euler);
+        }
+        let d2 = ode_drift(f, euler, t_next);
+        Step::deterministic(x - (d1 + d2).mul_scalar(0.5 * dt))
+    }
+}

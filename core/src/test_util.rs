@@ -1,0 +1,18 @@
+//! Helpers for unit tests.
+use burn::tensor::{Device, Tensor};
+
+pub fn device() -> Device {
+    Device::flex()
+}
+
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+pub fn assert_close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, tol: f32) {
+    let (a, b) = (to_vec(a.clone()), to_vec(b.clone()));
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "element {i}: {x} vs {y}");
+    }
+}
