@@ -10,6 +10,7 @@
 //! WebGPU, Vulkan and CUDA. Randomness comes only from an explicit [`noise::NoiseSource`].
 #![warn(missing_docs)]
 
+pub mod eval;
 pub mod io;
 pub mod likelihood;
 pub mod loss;

@@ -65,6 +65,8 @@ pub struct Likelihood {
     pub prior_logp: Vec<f64>,
     /// `int div v dt` per sample.
     pub delta_logp: Vec<f64>,
+    /// The ODE's latents `x_T`, row-major `[batch, dim]`.
+    pub latent: Vec<f64>,
     /// Function evaluations of the augmented ODE.
     pub nfe: usize,
     /// Data dimension `d`.
@@ -178,8 +180,9 @@ pub fn ode_likelihood<const D: usize>(
     let y = Rk45::new(y0, t_min, sde.t_max(), config.rtol, config.atol).solve(&mut rhs);
     let vals: Vec<f32> = y.into_data().try_to_vec().expect("f32 state");
     let prior_std = sde.prior_std();
-    let (mut prior_logp, mut delta_logp, mut log_prob) = (vec![], vec![], vec![]);
+    let (mut prior_logp, mut delta_logp, mut log_prob, mut latent) = (vec![], vec![], vec![], vec![]);
     for row in vals.chunks_exact(n + 1) {
+        latent.extend(row[..n].iter().map(|&v| v as f64));
         let sq: f64 = row[..n].iter().map(|&v| (v as f64).powi(2)).sum();
         let p = gaussian_logp(sq, n, prior_std);
         let dl = row[n] as f64;
@@ -187,7 +190,7 @@ pub fn ode_likelihood<const D: usize>(
         delta_logp.push(dl);
         log_prob.push(p + dl);
     }
-    Likelihood { log_prob, prior_logp, delta_logp, nfe: evals, dim: n }
+    Likelihood { log_prob, prior_logp, delta_logp, latent, nfe: evals, dim: n }
 }
 
 #[cfg(test)]

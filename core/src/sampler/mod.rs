@@ -285,7 +285,7 @@ impl Default for SamplerConfig {
             predictor: Predictor::ReverseDiffusion,
             snr: 0.16,
             corrector_steps: 1,
-            step_lr: 0.1,
+            step_lr: 0.2,
             rtol: 1e-5,
             atol: 1e-5,
             denoise: false,
@@ -318,11 +318,10 @@ impl SamplerConfig {
     /// Builds the sampler for `sde`.
     pub fn build<const D: usize>(&self, sde: &dyn Sde) -> Box<dyn Sampler<D>> {
         let mut times = time_grid(sde, self.steps, self.spacing);
-        let t_min = times[times.len() - 2];
         let corrector = LangevinCorrector { snr: self.snr, steps: self.corrector_steps };
         let sampler: Box<dyn Sampler<D>> = match self.kind {
             SamplerKind::Ald => Box::new(AnnealedLangevin::new(sde, times, self.corrector_steps, self.step_lr)),
-            SamplerKind::OdeRk45 => Box::new(Rk45Sampler::new(sde.t_max(), t_min, self.rtol, self.atol)),
+            SamplerKind::OdeRk45 => Box::new(Rk45Sampler::new(sde.t_max(), sde.t_min(), self.rtol, self.atol)),
             kind => {
                 if self.denoise {
                     // The last step is Tweedie's denoiser instead (see `Denoised`).
