@@ -7,12 +7,12 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     /// The file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes were not a supported `.npy`.
     #[error("{path} is not a readable .npy: {message}")]
@@ -120,7 +120,7 @@ pub fn parse_npy(bytes: &[u8], path: &str) -> Result<Array2, NpyError> {
 /// Reads a `.npy` file (see [`parse_npy`]).
 pub fn read_npy(path: &Path) -> Result<Array2, NpyError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: p.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| NpyError::Io { path: p.clone(), error })?;
     parse_npy(&bytes, &p)
 }
 

@@ -43,9 +43,15 @@ pub enum MixtureError {
     /// The SDE was invalid.
     #[error(transparent)]
     Sde(#[from] SdeError),
-    /// The JSON did not parse.
+    /// The JSON did not parse (serde's message names the line and column).
     #[error("malformed mixture JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
+}
+
+impl From<serde_json::Error> for MixtureError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Json(e)
+    }
 }
 
 fn field(field: impl Into<String>, message: String) -> MixtureError {

@@ -37,6 +37,31 @@ pub enum Divergence {
     HutchinsonGaussian,
 }
 
+impl Divergence {
+    /// Every method with its command-line name.
+    pub const ALL: [(Divergence, &'static str); 3] = [
+        (Divergence::Exact, "exact"),
+        (Divergence::HutchinsonRademacher, "hutchinson-rademacher"),
+        (Divergence::HutchinsonGaussian, "hutchinson-gaussian"),
+    ];
+}
+
+impl std::str::FromStr for Divergence {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.iter().find(|(_, n)| *n == s).map(|(d, _)| *d).ok_or_else(|| {
+            format!("unknown divergence `{s}`: expected exact, hutchinson-rademacher or hutchinson-gaussian")
+        })
+    }
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::ALL.iter().find(|(d, _)| d == self).map_or("?", |(_, n)| n);
+        f.write_str(name)
+    }
+}
+
 /// Options of [`ode_likelihood`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LikelihoodConfig {
@@ -53,6 +78,18 @@ pub struct LikelihoodConfig {
 impl Default for LikelihoodConfig {
     fn default() -> Self {
         Self { divergence: Divergence::HutchinsonRademacher, rtol: 1e-5, atol: 1e-5, t_min: 1e-5 }
+    }
+}
+
+impl LikelihoodConfig {
+    /// Checks ranges, naming the offending option.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [("--rtol", self.rtol), ("--atol", self.atol), ("--t-min", self.t_min)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name}: expected a finite number > 0, found {v}"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -34,3 +34,80 @@ pub(crate) fn sq_norm<const D: usize>(x: Tensor<D>) -> Tensor<2> {
 pub(crate) fn weighted_mean(v: Tensor<2>, c: &[f64]) -> Tensor<1> {
     crate::param::Coef::PerSample(c.to_vec()).apply(v).mean()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mixture::{GaussianMixture, MixtureScore};
+    use crate::noise::NoiseSource;
+    use crate::sde::{Sde, SdeConfig};
+    use crate::test_util::*;
+    use burn::tensor::TensorData;
+
+    const D: usize = 2;
+    const C: f64 = 0.6;
+    const N: usize = 20_000;
+
+    /// At the exact score of `N(mu, C^2 I)` data every loss is an average of
+    /// `coef(t) d m^2 C^2 / (m^2 C^2 + s^2)` over its time distribution (see `dsm`). Per-sample
+    /// values are `coef p chi^2_d` with `p <= 1`, so their sd is at most `coef sqrt(d^2 + 2d)`.
+    fn setup(config: &SdeConfig) -> (MixtureScore, Box<dyn Sde>, Tensor<2>, NoiseSource) {
+        let dev = device();
+        let mix = GaussianMixture::gaussian(vec![0.4, -0.2], C).unwrap();
+        let mut noise = NoiseSource::new(17);
+        let x0: Vec<f32> = mix.sample(N, &mut noise).iter().map(|&v| v as f32).collect();
+        let x0 = Tensor::<2>::from_data(TensorData::new(x0, [N, D]), &dev);
+        (MixtureScore::new(mix, config.build().unwrap(), &dev).unwrap(), config.build().unwrap(), x0, noise)
+    }
+
+    fn assert_within(got: f64, expect: f64, coef_max: f64) {
+        let se = coef_max * ((D * D + 2 * D) as f64 / N as f64).sqrt();
+        assert!((got - expect).abs() < 5.0 * se, "{got} vs {expect} (se {se})");
+    }
+
+    fn optimum(sde: &dyn Sde, t: f64) -> f64 {
+        D as f64 * dsm::gaussian_optimum_per_dim(sde, t, C)
+    }
+
+    #[test]
+    fn ddpm_simple_loss_at_the_exact_score() {
+        let cfg = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 };
+        let (model, sde, x0, mut noise) = setup(&cfg);
+        let got = ddpm_simple_loss(&model, sde.as_ref(), x0, 1000, &mut noise).into_scalar::<f32>() as f64;
+        let expect = (1..=1000).map(|i| optimum(sde.as_ref(), i as f64 / 1000.0)).sum::<f64>() / 1000.0;
+        assert_within(got, expect, 1.0);
+    }
+
+    #[test]
+    fn ncsn_loss_at_the_exact_score() {
+        let cfg = SdeConfig::Ve { sigma_min: 0.01, sigma_max: 10.0 };
+        let (model, sde, x0, mut noise) = setup(&cfg);
+        let got = ncsn_loss(&model, sde.as_ref(), x0, 10, &mut noise).into_scalar::<f32>() as f64;
+        let expect = (0..10).map(|i| 0.5 * optimum(sde.as_ref(), i as f64 / 9.0)).sum::<f64>() / 10.0;
+        assert_within(got, expect, 0.5);
+    }
+
+    #[test]
+    fn dsm_losses_at_the_exact_score() {
+        let cfg = SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 };
+        let (model, sde, x0, mut noise) = setup(&cfg);
+        let t_min = 1e-3;
+        // Midpoint rule on 20 000 intervals of [t_min, 1]: an independent quadrature of E_t.
+        let quad = |f: &dyn Fn(f64) -> f64| {
+            let k = 20_000;
+            let h = (1.0 - t_min) / k as f64;
+            (0..k).map(|j| f(t_min + (j as f64 + 0.5) * h)).sum::<f64>() * h / (1.0 - t_min)
+        };
+        let got = dsm_loss(&model, sde.as_ref(), x0.clone(), Weighting::Std2, t_min, &mut noise).into_scalar::<f32>() as f64;
+        assert_within(got, quad(&|t| 0.5 * optimum(sde.as_ref(), t)), 0.5);
+        let lw = |t: f64| 0.5 * sde.diffusion(t).powi(2) / sde.marginal(t).1.powi(2);
+        let got = dsm_loss(&model, sde.as_ref(), x0, Weighting::Likelihood, t_min, &mut noise).into_scalar::<f32>() as f64;
+        let coef_max = lw(t_min).max(lw(1.0));
+        // The likelihood weight is unbounded near t = 0 (g^2/s^2 ~ 1/t), so bound the sd by its
+        // second moment under the quadrature instead of by coef_max.
+        let second = quad(&|t| lw(t).powi(2) * ((D * D + 2 * D) as f64));
+        let se = (second / N as f64).sqrt();
+        let expect = quad(&|t| lw(t) * optimum(sde.as_ref(), t));
+        assert!((got - expect).abs() < 5.0 * se, "{got} vs {expect} (se {se}, coef_max {coef_max})");
+    }
+}

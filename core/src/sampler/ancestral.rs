@@ -37,6 +37,15 @@ impl FromStr for Variance {
     }
 }
 
+impl std::fmt::Display for Variance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Small => "small",
+            Self::Large => "large",
+        })
+    }
+}
+
 /// Posterior coefficients `(c_x, c_x0, std)` of `q(x_s | x_t, x_0)` for `s < t`.
 pub(crate) fn posterior(sde: &dyn crate::sde::Sde, t: f64, s: f64, variance: Variance) -> (f64, f64, f64) {
     let (ms, ss) = sde.marginal(s);

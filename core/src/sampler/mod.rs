@@ -136,6 +136,15 @@ impl FromStr for Spacing {
     }
 }
 
+impl std::fmt::Display for Spacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Uniform => "uniform",
+            Self::Quadratic => "quadratic",
+        })
+    }
+}
+
 /// The `n + 1` times `T = t_0 > ... > t_{n-1} = t_min > t_n = 0`, snapped to the SDE's grid
 /// (duplicates after snapping removed, so a discrete schedule may give fewer).
 pub fn time_grid(sde: &dyn Sde, n: usize, spacing: Spacing) -> Vec<f64> {

@@ -40,6 +40,17 @@ impl FromStr for Predictor {
     }
 }
 
+impl std::fmt::Display for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ReverseDiffusion => "reverse-diffusion",
+            Self::Ancestral => "ancestral",
+            Self::EulerMaruyama => "euler-maruyama",
+            Self::None => "none",
+        })
+    }
+}
+
 /// A predictor followed by Langevin corrector steps.
 #[derive(Debug, Clone, Copy)]
 pub struct PredictorCorrector {

@@ -132,6 +132,19 @@ impl<const D: usize> Rk45<D> {
             }
             let scale = self.scale(&self.y, Some(&y_new));
             let err = rms(err / scale);
+            // A non-finite state (e.g. NaN input) would be rejected forever: stop there and let
+            // the caller see the NaN. A step below float resolution is accepted (scipy fails).
+            let tiny = h.abs() <= 1e-12 * self.t.abs().max(1.0);
+            if !err.is_finite() || tiny {
+                self.t = t_new;
+                self.y = y_new;
+                self.f_last = Some(f_new);
+                self.accepted += 1;
+                if !err.is_finite() {
+                    self.t = self.t_end;
+                }
+                return &self.y;
+            }
             if err <= 1.0 {
                 let factor = if err == 0.0 { 10.0 } else { (0.9 * err.powf(-0.2)).min(10.0) };
                 self.t = t_new;

@@ -1,0 +1,303 @@
+//! End-to-end tests of the `native-cli` binary: run it on a small 2-D Gaussian mixture and
+//! check its files, its numbers against the mixture's closed forms, and its error lines.
+
+use scorediff::io::{npy_bytes_f32, read_npy, write_npy_f32};
+use scorediff::mixture::{GaussianMixture, MixtureFile};
+use scorediff::noise::NoiseSource;
+use scorediff::sampler::SamplerKind;
+use scorediff::sde::SdeConfig;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("native-cli-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The test mixture: three well-separated components in 2-D under the default VP SDE.
+fn mixture_file() -> MixtureFile {
+    let mixture = GaussianMixture::new(
+        vec![0.3, 0.5, 0.2],
+        vec![vec![-2.0, 0.0], vec![1.5, 1.0], vec![0.0, -2.0]],
+        vec![0.4, 0.5, 0.3],
+    )
+    .unwrap();
+    let sde: SdeConfig = serde_json::from_str(r#"{"kind": "vp"}"#).unwrap();
+    MixtureFile { sde, mixture }
+}
+
+/// Writes the test mixture to `dir/mixture.json`.
+fn write_mixture(dir: &TempDir) -> PathBuf {
+    let path = dir.path("mixture.json");
+    std::fs::write(&path, mixture_file().to_json()).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_native-cli")).args(args).output().expect("native-cli runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs and expects success; returns stdout.
+fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs and expects failure with exactly one stderr line `error: ...` containing every needle.
+fn run_err(args: &[&str], needles: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one stderr line, found {stderr:?}");
+    let line = lines[0];
+    assert!(line.starts_with("error: "), "{line}");
+    assert!(!line.contains("panicked") && !line.contains("internal error"), "{line}");
+    for needle in needles {
+        assert!(line.contains(needle), "{args:?}: {line:?} does not contain {needle:?}");
+    }
+    line.to_string()
+}
+
+fn sample_args<'a>(model: &'a str, out: &'a str, seed: &'a str) -> Vec<&'a str> {
+    vec!["sample", "--model", model, "--sampler", "ddim", "--steps", "20", "--n", "200", "--seed", seed, "--out", out]
+}
+
+#[test]
+fn sample_writes_npy_of_the_right_shape_deterministically() {
+    let dir = TempDir::new("sample-shape");
+    let model = write_mixture(&dir);
+    let (a, b, c) = (dir.path("a.npy"), dir.path("b.npy"), dir.path("c.npy"));
+    let line = run_ok(&sample_args(s(&model), s(&a), "1"));
+    assert!(line.contains("ddim") && line.contains("NFE") && line.contains(s(&a)), "{line}");
+    let arr = read_npy(&a).unwrap();
+    assert_eq!(arr.shape, [200, 2]);
+    assert!(arr.data.iter().all(|v| v.is_finite()));
+
+    run_ok(&sample_args(s(&model), s(&b), "1"));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed, different bytes");
+    run_ok(&sample_args(s(&model), s(&c), "2"));
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap(), "different seeds, same bytes");
+    assert!(!dir.path("a.npy.tmp").exists(), "the atomic write left its temporary file");
+}
+
+#[test]
+fn batched_sampling_is_deterministic_and_reports_json() {
+    let dir = TempDir::new("sample-batch");
+    let model = write_mixture(&dir);
+    let (a, b) = (dir.path("a.npy"), dir.path("b.npy"));
+    let mut args = sample_args(s(&model), s(&a), "3");
+    args.extend(["--batch", "64", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(run_ok(&args).trim()).unwrap();
+    assert_eq!(json["sampler"], "ddim");
+    assert_eq!(json["steps"], 20);
+    // 20 steps in each of 4 batches (64 + 64 + 64 + 8), one NFE per DDIM step.
+    assert_eq!(json["nfe"], 80);
+    assert_eq!((json["n"].as_u64(), json["dim"].as_u64()), (Some(200), Some(2)));
+    assert!(json["seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(json["out"], s(&a));
+    assert_eq!(read_npy(&a).unwrap().shape, [200, 2]);
+    let mut args = sample_args(s(&model), s(&b), "3");
+    args.extend(["--batch", "64"]);
+    run_ok(&args);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}
+
+#[test]
+fn sample_mean_matches_the_mixture_mean() {
+    let dir = TempDir::new("sample-mean");
+    let model = write_mixture(&dir);
+    let out = dir.path("x.npy");
+    let n = 2000;
+    let n_arg = n.to_string();
+    run_ok(&["sample", "--model", s(&model), "--sampler", "ddim", "--steps", "20", "--n", &n_arg, "--seed", "1", "--out", s(&out)]);
+    let arr = read_npy(&out).unwrap();
+    let mix = mixture_file().mixture;
+    let (mean, cov) = (mix.mean(), mix.covariance());
+    for j in 0..2 {
+        let got = arr.data.iter().skip(j).step_by(2).sum::<f64>() / n as f64;
+        // 5 standard errors of the sample mean.
+        let tol = 5.0 * (cov[j * 2 + j] / n as f64).sqrt();
+        assert!((got - mean[j]).abs() < tol, "coordinate {j}: mean {got} vs {} (tol {tol})", mean[j]);
+    }
+}
+
+#[test]
+fn likelihood_matches_the_analytic_density() {
+    let dir = TempDir::new("likelihood");
+    let model = write_mixture(&dir);
+    let data = dir.path("points.npy");
+    let file = mixture_file();
+    let n = 200;
+    let points: Vec<f32> = file.mixture.sample(n, &mut NoiseSource::new(5)).iter().map(|&v| v as f32).collect();
+    write_npy_f32(&data, &points, [n, 2]).unwrap();
+
+    let stdout = run_ok(&["likelihood", "--model", s(&model), "--data", s(&data), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["divergence"], "exact", "exact is the default for dim <= 16");
+    assert_eq!((json["n"].as_u64(), json["dim"].as_u64()), (Some(n as u64), Some(2)));
+    assert!(json["nfe"].as_u64().unwrap() > 0);
+
+    // -log p_{t_min}(x) with p_{t_min} the mixture perturbed to the time the data is placed at.
+    let (m, sigma) = file.sde.build().unwrap().marginal(1e-5);
+    let p = file.mixture.perturbed(m, sigma);
+    let exact = -points.chunks_exact(2).map(|x| p.log_density(&[x[0] as f64, x[1] as f64])).sum::<f64>() / n as f64;
+    let nll = json["nll_nats"].as_f64().unwrap();
+    assert!((nll - exact).abs() / 2.0 < 0.02, "NLL {nll} vs analytic {exact}");
+    let per_dim = json["nll_nats_per_dim"].as_f64().unwrap();
+    assert!((per_dim - nll / 2.0).abs() < 1e-12);
+    let bpd = json["bits_per_dim"].as_f64().unwrap();
+    assert!((bpd - per_dim / std::f64::consts::LN_2).abs() < 1e-12);
+
+    // The text form says the same in one line.
+    let line = run_ok(&["likelihood", "--model", s(&model), "--data", s(&data), "--divergence", "hutchinson-rademacher"]);
+    assert!(line.contains("bits/dim") && line.contains("hutchinson-rademacher"), "{line}");
+}
+
+#[test]
+fn every_sampler_runs_with_its_options() {
+    let dir = TempDir::new("every-sampler");
+    let model = write_mixture(&dir);
+    let out = dir.path("x.npy");
+    for (_, name, _) in SamplerKind::ALL {
+        for extra in [&[][..], &["--denoise", "--spacing", "quadratic"][..]] {
+            // 64 steps: reverse-diffusion on VP needs beta(t) dt < 1 at the largest (quadratic) step,
+            // or `VpSde::discretize` gives NaN.
+            let mut args = vec!["sample", "--model", s(&model), "--sampler", name, "--steps", "64", "--n", "16", "--out", s(&out), "--json"];
+            args.extend(extra);
+            let json: serde_json::Value = serde_json::from_str(run_ok(&args).trim()).unwrap();
+            assert_eq!(json["sampler"], name);
+            assert!(json["nfe"].as_u64().unwrap() > 0);
+            let arr = read_npy(&out).unwrap();
+            assert_eq!(arr.shape, [16, 2]);
+            assert!(arr.data.iter().all(|v| v.is_finite()), "{name} {extra:?}");
+        }
+    }
+    let pc = ["--predictor", "ancestral", "--variance", "large", "--snr", "0.1", "--corrector-steps", "2"];
+    let mut args = vec!["sample", "--model", s(&model), "--sampler", "pc", "--steps", "64", "--n", "16", "--out", s(&out)];
+    args.extend(pc);
+    run_ok(&args);
+}
+
+#[test]
+fn sample_help_lists_every_sampler() {
+    let help = run_ok(&["sample", "--help"]);
+    for (_, name, about) in SamplerKind::ALL {
+        assert!(help.contains(name), "--help lacks {name}");
+        assert!(help.contains(about), "--help lacks the description of {name}");
+    }
+}
+
+#[test]
+fn bad_options_give_one_error_line() {
+    let dir = TempDir::new("bad-options");
+    let model = write_mixture(&dir);
+    let out = dir.path("x.npy");
+    let names: Vec<&str> = SamplerKind::ALL.iter().map(|(_, n, _)| *n).collect();
+    let mut needles = vec!["--sampler", "`euler`"];
+    needles.extend(&names);
+    run_err(&["sample", "--model", s(&model), "--sampler", "euler", "--n", "3", "--out", s(&out)], &needles);
+    run_err(&["sample", "--model", s(&model), "--sampler", "ddim", "--n", "3", "--out", s(&out), "--steps", "0"], &["--steps", "found 0"]);
+    run_err(&["sample", "--model", s(&model), "--sampler", "ddim", "--n", "3", "--out", s(&out), "--eta", "2"], &["--eta", "found 2"]);
+    run_err(&["sample", "--model", s(&model), "--sampler", "ddim", "--n", "0", "--out", s(&out)], &["--n"]);
+    run_err(&["sample", "--model", s(&model), "--sampler", "ddim", "--n", "3"], &["--out"]);
+    run_err(&["sample", "--model", s(&model), "--sampler", "pc", "--predictor", "heun", "--n", "3", "--out", s(&out)], &["heun", "reverse-diffusion"]);
+    let missing_dir = dir.path("no/such/dir/x.npy");
+    run_err(&["sample", "--model", s(&model), "--sampler", "ddim", "--n", "3", "--out", s(&missing_dir)], &["--out", "does not exist"]);
+    run_err(&["likelihood", "--model", s(&model), "--data", s(&out), "--divergence", "trace"], &["trace", "exact", "hutchinson-rademacher"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_model_files_give_one_error_line() {
+    let dir = TempDir::new("bad-models");
+    let out = dir.path("x.npy");
+    let sample = |model: &Path| -> Vec<String> {
+        ["sample", "--model", s(model), "--sampler", "ddim", "--steps", "5", "--n", "3", "--out", s(&out)].map(String::from).to_vec()
+    };
+    let run_err_owned = |args: Vec<String>, needles: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_err(&args, needles)
+    };
+
+    let missing = dir.path("missing.json");
+    run_err_owned(sample(&missing), &[s(&missing), "No such file"]);
+
+    let malformed = dir.path("malformed.json");
+    std::fs::write(&malformed, "{\"sde\": {\"kind\": \"vp\"},\n \"weights\": [1,]\n}").unwrap();
+    let line = run_err_owned(sample(&malformed), &[s(&malformed), "line 2 column"]);
+    assert_eq!(line.matches("line 2 column").count(), 1, "cause repeated: {line}");
+
+    let negative = dir.path("negative.json");
+    std::fs::write(&negative, r#"{"sde": {"kind": "vp"}, "weights": [1], "means": [[0, 0]], "stds": [-1]}"#).unwrap();
+    run_err_owned(sample(&negative), &[s(&negative), "stds[0]", "found -1"]);
+
+    let weights = dir.path("weights.json");
+    std::fs::write(&weights, r#"{"sde": {"kind": "vp"}, "weights": [0.5, 0.6], "means": [[0, 0], [1, 1]], "stds": [1, 1]}"#).unwrap();
+    run_err_owned(sample(&weights), &[s(&weights), "`weights`", "summing to 1", "1.1"]);
+
+    let sde = dir.path("sde.json");
+    std::fs::write(&sde, r#"{"sde": {"kind": "vp", "beta_max": 0}, "weights": [1], "means": [[0, 0]], "stds": [1]}"#).unwrap();
+    run_err_owned(sample(&sde), &[s(&sde), "beta_max"]);
+
+    run_err_owned(sample(&dir.0), &["directory"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_data_files_give_one_error_line() {
+    let dir = TempDir::new("bad-data");
+    let model = write_mixture(&dir);
+    let likelihood = |data: &Path, needles: &[&str]| {
+        run_err(&["likelihood", "--model", s(&model), "--data", s(data)], needles);
+    };
+
+    likelihood(&dir.path("missing.npy"), &["missing.npy", "cannot read", "No such file"]);
+
+    let text = dir.path("text.npy");
+    std::fs::write(&text, "x,y\n1,2\n").unwrap();
+    likelihood(&text, &["text.npy", "magic"]);
+
+    let truncated = dir.path("truncated.npy");
+    let mut bytes = npy_bytes_f32(&[1.0, 2.0, 3.0, 4.0], [2, 2]);
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&truncated, bytes).unwrap();
+    likelihood(&truncated, &["truncated.npy", "expected 16 data bytes", "found 13"]);
+
+    let ints = dir.path("ints.npy");
+    let mut bytes = npy_bytes_f32(&[1.0, 2.0], [1, 2]);
+    let at = bytes.windows(3).position(|w| w == b"<f4").unwrap();
+    bytes[at + 1] = b'i';
+    std::fs::write(&ints, bytes).unwrap();
+    likelihood(&ints, &["ints.npy", "'<i4'"]);
+
+    let wide = dir.path("wide.npy");
+    write_npy_f32(&wide, &[0.0; 6], [2, 3]).unwrap();
+    likelihood(&wide, &["wide.npy", "expected 2 columns", "found 3"]);
+
+    let nan = dir.path("nan.npy");
+    write_npy_f32(&nan, &[0.0, 1.0, f32::NAN, 0.0], [2, 2]).unwrap();
+    likelihood(&nan, &["nan.npy", "finite", "row 1, column 0"]);
+}
