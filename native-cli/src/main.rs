@@ -30,6 +30,8 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+mod eval_samplers;
+
 #[derive(Parser)]
 #[command(name = "native-cli", version, about = "Sample from and evaluate score-based generative models")]
 struct Cli {
@@ -43,6 +45,8 @@ enum Command {
     Sample(SampleArgs),
     /// Mean negative log-likelihood of data under the probability-flow ODE.
     Likelihood(LikelihoodArgs),
+    /// Every sampler against a mixture's exact target at several step counts (Markdown table).
+    EvalSamplers(eval_samplers::EvalArgs),
 }
 
 /// The core's default sampler options, shown as the command-line defaults.
@@ -74,6 +78,16 @@ struct SampleArgs {
     /// Samples per batch [default: all at once]; batches draw from one noise stream in turn.
     #[arg(long, value_name = "B")]
     batch: Option<usize>,
+    #[command(flatten)]
+    opts: SamplerOpts,
+    /// Print a JSON summary to stdout instead of the summary line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Sampler options shared by `sample` and `eval-samplers`.
+#[derive(Args, Clone)]
+struct SamplerOpts {
     /// DDIM's eta: 0 is deterministic, 1 is ancestral.
     #[arg(long, value_name = "E", default_value_t = sampler_defaults().eta)]
     eta: f64,
@@ -89,7 +103,7 @@ struct SampleArgs {
     /// Variance of the ancestral steps (ancestral, pc with --predictor ancestral): small or large.
     #[arg(long, value_name = "V", value_parser = Variance::from_str)]
     variance: Option<Variance>,
-    /// Spacing of the time grid: uniform or quadratic.
+    /// Spacing of the time grid: uniform, quadratic or log-snr [default: log-snr for dpm-solver2m, else uniform].
     #[arg(long, value_name = "S", value_parser = Spacing::from_str)]
     spacing: Option<Spacing>,
     /// ald's step size relative to the smallest noise level.
@@ -104,28 +118,15 @@ struct SampleArgs {
     /// Finish with Tweedie's denoiser at the smallest time instead of the last step.
     #[arg(long)]
     denoise: bool,
-    /// Print a JSON summary to stdout instead of the summary line.
-    #[arg(long)]
-    json: bool,
 }
 
-/// The `after_help` of `sample`: every sampler with its one-line description, from the core.
-fn sampler_help() -> String {
-    let width = SamplerKind::ALL.iter().map(|(_, name, _)| name.len()).max().unwrap_or(0);
-    let mut text = String::from("Samplers:\n");
-    for (_, name, about) in SamplerKind::ALL {
-        text.push_str(&format!("  {name:<width$}  {about}\n"));
-    }
-    text
-}
-
-impl SampleArgs {
+impl SamplerOpts {
     /// The validated sampler configuration (defaults from the core where not given).
-    fn config(&self) -> Result<SamplerConfig> {
-        let defaults = sampler_defaults();
+    fn config(&self, kind: SamplerKind, steps: usize) -> Result<SamplerConfig> {
+        let defaults = SamplerConfig::new(kind, steps);
         let config = SamplerConfig {
-            kind: self.sampler,
-            steps: self.steps,
+            kind,
+            steps,
             spacing: self.spacing.unwrap_or(defaults.spacing),
             eta: self.eta,
             variance: self.variance.unwrap_or(defaults.variance),
@@ -139,6 +140,23 @@ impl SampleArgs {
         };
         config.validate().map_err(|e| anyhow!(e))?;
         Ok(config)
+    }
+}
+
+/// The `after_help` of `sample`: every sampler with its one-line description, from the core.
+fn sampler_help() -> String {
+    let width = SamplerKind::ALL.iter().map(|(_, name, _)| name.len()).max().unwrap_or(0);
+    let mut text = String::from("Samplers:\n");
+    for (_, name, about) in SamplerKind::ALL {
+        text.push_str(&format!("  {name:<width$}  {about}\n"));
+    }
+    text
+}
+
+impl SampleArgs {
+    /// The validated sampler configuration.
+    fn config(&self) -> Result<SamplerConfig> {
+        self.opts.config(self.sampler, self.steps)
     }
 }
 
@@ -445,6 +463,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Sample(args) => sample(args),
         Command::Likelihood(args) => likelihood(args),
+        Command::EvalSamplers(args) => eval_samplers::eval_samplers(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

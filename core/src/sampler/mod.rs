@@ -123,6 +123,38 @@ pub enum Spacing {
     /// Quadratic in `t`, denser near the data (DDIM's "quadratic" skipping, Song et al. 2021a,
     /// appendix D.2).
     Quadratic,
+    /// Uniform in the half log-SNR `lambda(t) = log(m(t) / s(t))` (DPM-Solver, Lu et al. 2022,
+    /// section 3.3): geometric in sigma for VE; the default of `dpm-solver2m`.
+    LogSnr,
+}
+
+impl Spacing {
+    /// The spacing a sampler uses unless told otherwise.
+    pub fn default_for(kind: SamplerKind) -> Self {
+        match kind {
+            SamplerKind::DpmSolver2m => Spacing::LogSnr,
+            _ => Spacing::Uniform,
+        }
+    }
+}
+
+/// `log(m(t) / s(t))`.
+fn log_snr(sde: &dyn Sde, t: f64) -> f64 {
+    let (m, s) = sde.marginal(t);
+    (m / s).ln()
+}
+
+/// The `t in [lo, hi]` where the decreasing `log_snr` equals `lambda` (bisection).
+fn invert_log_snr(sde: &dyn Sde, lambda: f64, mut lo: f64, mut hi: f64) -> f64 {
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if log_snr(sde, mid) > lambda {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
 }
 
 impl FromStr for Spacing {
@@ -131,7 +163,8 @@ impl FromStr for Spacing {
         match s {
             "uniform" => Ok(Self::Uniform),
             "quadratic" => Ok(Self::Quadratic),
-            _ => Err(format!("unknown spacing `{s}`: expected uniform or quadratic")),
+            "log-snr" => Ok(Self::LogSnr),
+            _ => Err(format!("unknown spacing `{s}`: expected uniform, quadratic or log-snr")),
         }
     }
 }
@@ -141,6 +174,7 @@ impl std::fmt::Display for Spacing {
         f.write_str(match self {
             Self::Uniform => "uniform",
             Self::Quadratic => "quadratic",
+            Self::LogSnr => "log-snr",
         })
     }
 }
@@ -149,12 +183,16 @@ impl std::fmt::Display for Spacing {
 /// (duplicates after snapping removed, so a discrete schedule may give fewer).
 pub fn time_grid(sde: &dyn Sde, n: usize, spacing: Spacing) -> Vec<f64> {
     let (t_max, t_min) = (sde.t_max(), sde.t_min());
+    let (l_max, l_min) = (log_snr(sde, t_min), log_snr(sde, t_max));
     let mut times: Vec<f64> = (0..n)
         .map(|k| {
             let u = if n == 1 { 1.0 } else { (n - 1 - k) as f64 / (n - 1) as f64 };
             let t = match spacing {
                 Spacing::Uniform => t_min + (t_max - t_min) * u,
                 Spacing::Quadratic => t_min + (t_max - t_min) * u * u,
+                Spacing::LogSnr if u == 0.0 => t_min,
+                Spacing::LogSnr if u == 1.0 => t_max,
+                Spacing::LogSnr => invert_log_snr(sde, l_max + (l_min - l_max) * u, t_min, t_max),
             };
             sde.snap(t)
         })
@@ -303,9 +341,10 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
-    /// A config for `kind` with `steps` steps and defaults otherwise.
+    /// A config for `kind` with `steps` steps and defaults otherwise (including the sampler's
+    /// default [`Spacing`]).
     pub fn new(kind: SamplerKind, steps: usize) -> Self {
-        Self { kind, steps, ..Self::default() }
+        Self { kind, steps, spacing: Spacing::default_for(kind), ..Self::default() }
     }
 
     /// Checks ranges, naming the offending option.
@@ -458,6 +497,24 @@ mod tests {
         let c = VpSde::new(0.1, 20.0).unwrap();
         let g = time_grid(&c, 3, Spacing::Uniform);
         assert_eq!(g, vec![1.0, 0.5005, 0.001, 0.0]);
+    }
+
+    #[test]
+    fn log_snr_grid_is_uniform_in_lambda_and_geometric_for_ve() {
+        let vp = VpSde::new(0.1, 20.0).unwrap();
+        let g = time_grid(&vp, 6, Spacing::LogSnr);
+        let l: Vec<f64> = g[..6].iter().map(|&t| log_snr(&vp, t)).collect();
+        for w in l.windows(3) {
+            assert!(((w[1] - w[0]) - (w[2] - w[1])).abs() < 1e-9, "{l:?}");
+        }
+        let ve = crate::sde::VeSde::new(0.01, 50.0).unwrap();
+        let g = time_grid(&ve, 5, Spacing::LogSnr);
+        let s: Vec<f64> = g[..5].iter().map(|&t| ve.sigma(t)).collect();
+        let ratio = (s[0] / s[4]).powf(0.25);
+        assert!((ratio - (50.0 / ve.sigma(ve.t_min())).powf(0.25)).abs() < 1e-9);
+        for w in s.windows(2) {
+            assert!((w[0] / w[1] - ratio).abs() < 1e-6, "{s:?}");
+        }
     }
 
     #[test]
