@@ -31,6 +31,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 mod eval_samplers;
+mod plot;
 
 #[derive(Parser)]
 #[command(name = "native-cli", version, about = "Sample from and evaluate score-based generative models")]
@@ -47,6 +48,8 @@ enum Command {
     Likelihood(LikelihoodArgs),
     /// Every sampler against a mixture's exact target at several step counts (Markdown table).
     EvalSamplers(eval_samplers::EvalArgs),
+    /// Scatter plots of 2-D samples (.npy) as one SVG, over a mixture's target.
+    Plot(plot::PlotArgs),
 }
 
 /// The core's default sampler options, shown as the command-line defaults.
@@ -464,6 +467,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => sample(args),
         Command::Likelihood(args) => likelihood(args),
         Command::EvalSamplers(args) => eval_samplers::eval_samplers(args),
+        Command::Plot(args) => plot::plot(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

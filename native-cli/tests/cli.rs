@@ -301,3 +301,37 @@ fn bad_data_files_give_one_error_line() {
     write_npy_f32(&nan, &[0.0, 1.0, f32::NAN, 0.0], [2, 2]).unwrap();
     likelihood(&nan, &["nan.npy", "finite", "row 1, column 0"]);
 }
+
+#[test]
+fn eval_samplers_prints_a_row_per_run_and_separates_good_from_bad_step_counts() {
+    let dir = TempDir::new("eval");
+    let model = write_mixture(&dir);
+    let out = run_ok(&["eval-samplers", "--model", s(&model), "--samplers", "ancestral,ode-rk45", "--steps", "2,200", "--tolerances", "1e-3", "--n", "400", "--json"]);
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows[0]["sampler"], "ancestral");
+    assert_eq!(rows[0]["nfe"], 2);
+    assert_eq!(rows[1]["nfe"], 200);
+    // Two ancestral steps cannot reproduce three separated modes; two hundred do.
+    let (coarse, fine) = (rows[0]["energy"].as_f64().unwrap(), rows[1]["energy"].as_f64().unwrap());
+    assert!(coarse > 5.0 * fine.abs().max(1e-3), "2 steps {coarse} vs 200 steps {fine}");
+    assert_eq!(rows[2]["sampler"], "ode-rk45");
+    let table = run_ok(&["eval-samplers", "--model", s(&model), "--samplers", "ddim", "--steps", "5", "--n", "100"]);
+    assert!(table.contains("| sampler | steps | NFE | energy distance |") && table.contains("| ddim | 5 | 5 |"), "{table}");
+}
+
+#[test]
+fn plot_draws_every_point_in_its_panel() {
+    let dir = TempDir::new("plot");
+    let model = write_mixture(&dir);
+    let (a, b, svg) = (dir.path("a.npy"), dir.path("b.npy"), dir.path("p.svg"));
+    write_npy_f32(&a, &[0.0, 0.0, 1.0, 1.0, -1.0, 0.5], [3, 2]).unwrap();
+    write_npy_f32(&b, &[0.5, -0.5, 0.2, 0.1], [2, 2]).unwrap();
+    run_ok(&["plot", "--data", s(&a), s(&b), "--out", s(&svg)]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("a (3 points)") && text.contains("b (2 points)"));
+    assert_eq!(text.matches("<circle").count(), 5);
+    run_ok(&["plot", "--data", s(&a), "--reference", s(&model), "--out", s(&svg)]);
+    assert!(std::fs::read_to_string(&svg).unwrap().matches("<circle").count() > 1000);
+    run_err(&["plot", "--data", s(&dir.path("missing.npy")), "--out", s(&svg)], &["missing.npy"]);
+}
