@@ -10,6 +10,7 @@
 //! WebGPU, Vulkan and CUDA. Randomness comes only from an explicit [`noise::NoiseSource`].
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod eval;
 pub mod io;
 pub mod likelihood;
@@ -17,10 +18,12 @@ pub mod loss;
 pub mod metrics;
 pub mod mixture;
 pub mod model;
+pub mod nn;
 pub mod noise;
 pub mod param;
 pub mod sampler;
 pub mod sde;
+pub mod train;
 
 #[cfg(test)]
 pub(crate) mod test_util;

@@ -6,6 +6,7 @@
 //!
 //! - `native-cli sample --model mixture.json --sampler ddim --steps 50 --n 1000 --out x.npy`
 //! - `native-cli likelihood --model mixture.json --data x.npy`
+//! - `native-cli train --dataset two-moons --steps 2000 --out runs/moons` (`--resume` continues)
 //!
 //! `--model` is, for now, an analytic Gaussian-mixture file (see `scorediff::mixture`); see
 //! [`ModelSource`] for where trained run directories will plug in.
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 
 mod eval_samplers;
 mod plot;
+mod train;
 
 #[derive(Parser)]
 #[command(name = "native-cli", version, about = "Sample from and evaluate score-based generative models")]
@@ -50,6 +52,8 @@ enum Command {
     EvalSamplers(eval_samplers::EvalArgs),
     /// Scatter plots of 2-D samples (.npy) as one SVG, over a mixture's target.
     Plot(plot::PlotArgs),
+    /// Train a score network (U-Net on MNIST / Fashion-MNIST, MLP on 2-D toys) into a run directory.
+    Train(train::TrainArgs),
 }
 
 /// The core's default sampler options, shown as the command-line defaults.
@@ -468,6 +472,7 @@ fn main() -> ExitCode {
         Command::Likelihood(args) => likelihood(args),
         Command::EvalSamplers(args) => eval_samplers::eval_samplers(args),
         Command::Plot(args) => plot::plot(args),
+        Command::Train(args) => train::train(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -335,3 +335,75 @@ fn plot_draws_every_point_in_its_panel() {
     assert!(std::fs::read_to_string(&svg).unwrap().matches("<circle").count() > 1000);
     run_err(&["plot", "--data", s(&dir.path("missing.npy")), "--out", s(&svg)], &["missing.npy"]);
 }
+
+/// The losses of `RUN_DIR/log.jsonl`, by step.
+fn log_losses(run_dir: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run_dir.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn train_then_kill_and_resume_reproduces_the_uninterrupted_loss_curve() {
+    let dir = TempDir::new("train-resume");
+    let (straight, split) = (dir.path("straight"), dir.path("split"));
+    let common = ["train", "--dataset", "two-moons", "--batch-size", "64", "--checkpoint-every", "50", "--seed", "3"];
+    let with = |extra: &[&str]| -> Vec<String> { common.iter().chain(extra).map(|s| s.to_string()).collect() };
+    let args = with(&["--steps", "200", "--out", s(&straight)]);
+    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // A run stopped at step 100, then resumed to 200 (--resume keeps the config's other fields).
+    let args = with(&["--steps", "100", "--out", s(&split)]);
+    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok(&["train", "--resume", "--steps", "200", "--out", s(&split)]);
+    let (a, b) = (log_losses(&straight), log_losses(&split));
+    assert_eq!(a.len(), 20);
+    assert_eq!(a.iter().map(|x| x.0).collect::<Vec<_>>(), b.iter().map(|x| x.0).collect::<Vec<_>>());
+    for ((step, la), (_, lb)) in a.iter().zip(&b) {
+        assert!((la - lb).abs() <= 1e-5 * la.abs().max(1.0), "step {step}: {la} vs {lb}");
+    }
+    for f in ["config.json", "ema.safetensors", "checkpoint/model.bpk", "checkpoint/ema.bpk", "checkpoint/optim.bpk", "checkpoint/state.json"] {
+        assert!(split.join(f).is_file(), "{f} missing");
+    }
+}
+
+#[test]
+fn bad_training_input_gives_one_error_line_and_keeps_the_checkpoint() {
+    let dir = TempDir::new("train-bad");
+    let run_dir = dir.path("run");
+    run_ok(&["train", "--dataset", "rings", "--steps", "20", "--checkpoint-every", "10", "--out", s(&run_dir)]);
+    let model = run_dir.join("checkpoint/model.bpk");
+    let good = std::fs::read(&model).unwrap();
+
+    run_err(&["train", "--dataset", "rings", "--out", s(&run_dir)], &["already holds a run", "--resume"]);
+    run_err(&["train", "--dataset", "rings", "--backend", "metal", "--out", s(&dir.path("x"))], &["unknown backend `metal`"]);
+    run_err(&["train", "--dataset", "rings", "--backend", "cuda", "--out", s(&dir.path("x"))], &["--features cuda"]);
+    run_err(&["train", "--dataset", "cifar", "--out", s(&dir.path("x"))], &["unknown dataset `cifar`"]);
+    run_err(&["train", "--resume", "--out", s(&dir.path("nothing"))], &["--resume", "config.json"]);
+
+    // A config for another architecture: an MLP for an image data set.
+    let config = run_dir.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    v["dataset"] = "mnist".into();
+    let other = dir.path("other.json");
+    std::fs::write(&other, v.to_string()).unwrap();
+    run_err(&["train", "--config", s(&other), "--out", s(&dir.path("y"))], &["network.kind", "needs a unet"]);
+
+    // Weights of another width in the checkpoint: refused, never overwritten.
+    v["dataset"] = "rings".into();
+    v["network"]["hidden"] = 64.into();
+    std::fs::write(&config, v.to_string()).unwrap();
+    run_err(&["train", "--resume", "--steps", "30", "--out", s(&run_dir)], &["model.bpk", "does not hold weights for this network"]);
+    assert_eq!(std::fs::read(&model).unwrap(), good);
+
+    // A truncated weights file: refused, left as it was.
+    v["network"]["hidden"] = 128.into();
+    std::fs::write(&config, v.to_string()).unwrap();
+    std::fs::write(&model, &good[..good.len() / 3]).unwrap();
+    run_err(&["train", "--resume", "--steps", "30", "--out", s(&run_dir)], &["model.bpk"]);
+    assert_eq!(std::fs::read(&model).unwrap().len(), good.len() / 3);
+}

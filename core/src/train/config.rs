@@ -1,0 +1,218 @@
+//! The configuration of a training run, saved as `config.json` in the run directory.
+//!
+//! One file says everything needed to rebuild the model (network, SDE) and to continue training
+//! it (data, loss, optimizer, batch size, seed); the browser reads the same file to know which
+//! network and SDE the shipped weights belong to.
+
+use super::{LossConfig, OptimConfig};
+use crate::data::{DatasetKind, Toy};
+use crate::nn::{MlpConfig, UNetConfig};
+use crate::sde::SdeConfig;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+
+/// Version of the run-directory layout; a file of another version is refused with a message.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What the model is trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Dataset {
+    /// MNIST or Fashion-MNIST, `[batch, 1, 28, 28]` in `[-1, 1]`.
+    Image(DatasetKind),
+    /// A 2-D toy distribution, `[batch, 2]`.
+    Toy(Toy),
+}
+
+impl Dataset {
+    /// Every data set name.
+    pub fn names() -> Vec<&'static str> {
+        DatasetKind::ALL.iter().map(|k| k.name()).chain(Toy::ALL.iter().map(|t| t.name())).collect()
+    }
+
+    /// The name used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Image(k) => k.name(),
+            Self::Toy(t) => t.name(),
+        }
+    }
+}
+
+impl FromStr for Dataset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        DatasetKind::ALL
+            .iter()
+            .find(|k| k.name() == s)
+            .map(|&k| Self::Image(k))
+            .or_else(|| Toy::ALL.iter().find(|t| t.name() == s).map(|&t| Self::Toy(t)))
+            .ok_or_else(|| format!("unknown dataset `{s}`: expected one of {}", Self::names().join(", ")))
+    }
+}
+
+impl TryFrom<String> for Dataset {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Dataset> for String {
+    fn from(d: Dataset) -> String {
+        d.name().to_string()
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The score network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Network {
+    /// The compact U-Net, for images.
+    Unet(UNetConfig),
+    /// The MLP, for low-dimensional data.
+    Mlp(MlpConfig),
+}
+
+/// Everything about a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// [`FORMAT_VERSION`] of the file.
+    pub format: u32,
+    /// Training data.
+    pub dataset: Dataset,
+    /// The network.
+    pub network: Network,
+    /// The forward SDE.
+    pub sde: SdeConfig,
+    /// The objective.
+    pub loss: LossConfig,
+    /// Optimizer, learning rate schedule, clipping and EMA.
+    pub optim: OptimConfig,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Total optimisation steps.
+    pub steps: usize,
+    /// Seed of the data and loss noise streams and of the initial weights' order of draws.
+    pub seed: u64,
+    /// Write a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+}
+
+impl RunConfig {
+    /// The defaults for a data set: an MLP with the VP SDE and continuous DSM for the toys
+    /// (Song et al. 2021's setting for 2-D), the compact U-Net with DDPM's linear schedule and
+    /// `L_simple` for images (Ho et al. 2020, with their Adam settings).
+    pub fn preset(dataset: Dataset) -> Self {
+        match dataset {
+            Dataset::Toy(_) => Self {
+                format: FORMAT_VERSION,
+                dataset,
+                network: Network::Mlp(MlpConfig::new()),
+                sde: SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 },
+                loss: LossConfig::default(),
+                optim: OptimConfig { lr: 1e-3, warmup: 100, ..OptimConfig::default() },
+                batch_size: 256,
+                steps: 5000,
+                seed: 0,
+                checkpoint_every: 1000,
+            },
+            Dataset::Image(_) => Self {
+                format: FORMAT_VERSION,
+                dataset,
+                network: Network::Unet(UNetConfig::new()),
+                sde: SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 },
+                loss: LossConfig::DdpmSimple,
+                optim: OptimConfig { lr: 2e-4, warmup: 500, ..OptimConfig::default() },
+                batch_size: 64,
+                steps: 20_000,
+                seed: 0,
+                checkpoint_every: 500,
+            },
+        }
+    }
+
+    /// Parses and validates a `config.json`; errors name the field.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        match value.get("format").and_then(|v| v.as_u64()) {
+            Some(v) if v == FORMAT_VERSION as u64 => {}
+            Some(v) => return Err(format!("format: expected version {FORMAT_VERSION}, found {v} (written by another version of scorediff)")),
+            None => return Err(format!("format: expected the version number {FORMAT_VERSION}, found none (is this a run config?)")),
+        }
+        let config: Self = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Checks that the parts fit together, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sde.build().map_err(|e| e.to_string())?;
+        self.loss.validate()?;
+        self.optim.validate().map_err(|e| format!("optim.{e}"))?;
+        for (name, v) in [("batch_size", self.batch_size), ("checkpoint_every", self.checkpoint_every)] {
+            if v == 0 {
+                return Err(format!("{name}: expected at least 1, found 0"));
+            }
+        }
+        match (&self.dataset, &self.network) {
+            (Dataset::Toy(_), Network::Mlp(m)) => {
+                m.validate().map_err(|e| format!("network: {e}"))?;
+                if m.dim != 2 {
+                    return Err(format!("network.dim: the 2-D dataset {} needs dim 2, found {}", self.dataset, m.dim));
+                }
+            }
+            (Dataset::Image(_), Network::Unet(u)) => {
+                u.validate().map_err(|e| format!("network: {e}"))?;
+                if u.in_channels != 1 {
+                    return Err(format!("network.in_channels: {} images have 1 channel, found {}", self.dataset, u.in_channels));
+                }
+            }
+            (Dataset::Toy(_), Network::Unet(_)) => return Err(format!("network.kind: the 2-D dataset {} needs an mlp, found unet", self.dataset)),
+            (Dataset::Image(_), Network::Mlp(_)) => return Err(format!("network.kind: the image dataset {} needs a unet, found mlp", self.dataset)),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_round_trip_through_json() {
+        for name in Dataset::names() {
+            let c = RunConfig::preset(name.parse().unwrap());
+            c.validate().unwrap();
+            assert_eq!(RunConfig::from_json(&c.to_json()).unwrap(), c, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let mut c = RunConfig::preset(Dataset::Toy(Toy::TwoMoons));
+        c.network = Network::Unet(UNetConfig::new());
+        assert!(c.validate().unwrap_err().contains("network.kind"));
+        let mut v: serde_json::Value = serde_json::from_str(&RunConfig::preset(Dataset::Image(DatasetKind::Mnist)).to_json()).unwrap();
+        v["format"] = 7.into();
+        assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("format: expected version 1, found 7"));
+        v["format"] = 1.into();
+        v["dataset"] = "cifar".into();
+        assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("unknown dataset `cifar`"));
+        v["dataset"] = "mnist".into();
+        v["batch_size"] = 0.into();
+        assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("batch_size"));
+    }
+}

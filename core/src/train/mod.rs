@@ -1,0 +1,168 @@
+//! Training: the objective, the optimizer settings and a resumable training loop.
+//!
+//! The loop is Ho et al. 2020, Alg. 1 generalised to every loss of [`crate::loss`]: draw a data
+//! batch, evaluate the loss (which draws `t` and the noise), take an Adam step (with linear
+//! learning-rate warm-up and gradient-norm clipping, Ho et al. appendix B), and update an
+//! exponential moving average of the weights ([`ema`]). Every random number comes from two
+//! seeded [`NoiseSource`](crate::noise::NoiseSource)s (one for data, one for the loss) whose
+//! positions are saved with each checkpoint, so a resumed run continues the same loss curve.
+
+pub mod checkpoint;
+pub mod config;
+pub mod ema;
+mod trainer;
+
+pub use config::{Dataset, Network, RunConfig};
+pub use trainer::{StepReport, TrainError, TrainState, Trainer, EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE};
+
+use crate::loss::{ddpm_simple_loss, dsm_loss, ncsn_loss, ssm_loss, Projection, Weighting};
+use crate::model::ScoreModel;
+use crate::noise::NoiseSource;
+use crate::sde::{Sde, SdeConfig};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// The training objective.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LossConfig {
+    /// Continuous-time denoising score matching, `t ~ U(t_min, T)` (Song et al. 2021, eq. 7).
+    Dsm {
+        /// `lambda(t)`: `std2` or `likelihood`.
+        #[serde(default)]
+        weighting: Weighting,
+    },
+    /// DDPM's `L_simple` on the SDE's discrete grid (1000 levels for a continuous SDE).
+    DdpmSimple,
+    /// NCSN's annealed DSM over `levels` geometric noise levels (Song & Ermon 2019, eq. 6).
+    Ncsn {
+        /// Number of noise levels `L` (10 in NCSN).
+        #[serde(default = "default_ncsn_levels")]
+        levels: usize,
+    },
+    /// Sliced score matching (Song et al. 2019) on perturbed data.
+    Ssm {
+        /// Projection distribution.
+        #[serde(default)]
+        projection: Projection,
+        /// The variance-reduced form (SSM-VR).
+        #[serde(default)]
+        variance_reduced: bool,
+    },
+}
+
+fn default_ncsn_levels() -> usize {
+    10
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self::Dsm { weighting: Weighting::Std2 }
+    }
+}
+
+impl LossConfig {
+    /// The loss of `model` on the batch `x0`, drawing `t` and the noise from `noise`.
+    ///
+    /// `sde_config` gives DDPM's grid size: its `levels` for a discrete schedule, else 1000.
+    pub fn loss<const D: usize>(&self, model: &dyn ScoreModel<D>, sde: &dyn Sde, sde_config: &SdeConfig, x0: Tensor<D>, noise: &mut NoiseSource) -> Tensor<1> {
+        match *self {
+            Self::Dsm { weighting } => dsm_loss(model, sde, x0, weighting, sde.t_min(), noise),
+            Self::DdpmSimple => {
+                let levels = match sde_config {
+                    SdeConfig::Ddpm { levels, .. } => *levels,
+                    _ => 1000,
+                };
+                ddpm_simple_loss(model, sde, x0, levels, noise)
+            }
+            Self::Ncsn { levels } => ncsn_loss(model, sde, x0, levels, noise),
+            Self::Ssm { projection, variance_reduced } => ssm_loss(model, sde, x0, projection, variance_reduced, sde.t_min(), noise),
+        }
+    }
+
+    /// Checks ranges, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Self::Ncsn { levels } if levels < 2 => Err(format!("loss.levels: expected at least 2, found {levels}")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Optimizer settings (Adam as in Ho et al. 2020, appendix B, unless changed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up from 0 over this many steps.
+    pub warmup: usize,
+    /// Clip the global gradient norm to this value (none when absent).
+    pub grad_clip: Option<f64>,
+    /// AdamW's decoupled weight decay (0: plain Adam).
+    pub weight_decay: f64,
+    /// EMA decay of the weights.
+    pub ema_decay: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self { lr: 2e-4, warmup: 500, grad_clip: Some(1.0), weight_decay: 0.0, ema_decay: 0.999 }
+    }
+}
+
+impl OptimConfig {
+    /// The learning rate at step `step` (0-based): linear warm-up, then constant.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if self.warmup == 0 {
+            self.lr
+        } else {
+            self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0)
+        }
+    }
+
+    /// Checks ranges, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("lr: expected a finite number > 0, found {}", self.lr));
+        }
+        if let Some(c) = self.grad_clip
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(format!("grad_clip: expected a finite number > 0, found {c}"));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!("weight_decay: expected a finite number >= 0, found {}", self.weight_decay));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(format!("ema_decay: expected a number in [0, 1), found {}", self.ema_decay));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_is_linear_then_constant() {
+        let o = OptimConfig { lr: 1e-3, warmup: 4, ..OptimConfig::default() };
+        let lrs: Vec<f64> = (0..6).map(|s| o.lr_at(s)).collect();
+        assert_eq!(lrs, vec![2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3]);
+        assert_eq!(OptimConfig { warmup: 0, ..o }.lr_at(0), 1e-3);
+    }
+
+    #[test]
+    fn configs_parse_and_reject_bad_values() {
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "ncsn"}"#).unwrap();
+        assert_eq!(l, LossConfig::Ncsn { levels: 10 });
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "dsm", "weighting": "likelihood"}"#).unwrap();
+        assert_eq!(l, LossConfig::Dsm { weighting: Weighting::Likelihood });
+        assert!(LossConfig::Ncsn { levels: 1 }.validate().unwrap_err().contains("levels"));
+        let e = serde_json::from_str::<LossConfig>(r#"{"kind": "dsm", "weight": 1}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `weight`"), "{e}");
+        assert!(OptimConfig { ema_decay: 1.0, ..Default::default() }.validate().unwrap_err().contains("ema_decay"));
+        assert!(OptimConfig { lr: -1.0, ..Default::default() }.validate().unwrap_err().contains("lr"));
+    }
+}

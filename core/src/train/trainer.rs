@@ -1,0 +1,323 @@
+//! The resumable training loop (see the module docs of [`crate::train`]).
+
+use super::checkpoint::{self, write_file_atomically};
+use super::ema::ema_update;
+use super::{LossConfig, OptimConfig};
+use crate::model::ScoreModel;
+use crate::nn::{load_burnpack, save_burnpack, NetworkConfig, NnError};
+use crate::noise::{NoiseSource, NoiseState};
+use crate::sde::{Sde, SdeConfig};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// File names inside a checkpoint directory.
+pub const MODEL_FILE: &str = "model.bpk";
+/// EMA weights.
+pub const EMA_FILE: &str = "ema.bpk";
+/// Optimizer state.
+pub const OPTIM_FILE: &str = "optim.bpk";
+/// The loop's own state ([`TrainState`]).
+pub const STATE_FILE: &str = "state.json";
+
+/// What can stop training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss was NaN or infinite; the model was not updated.
+    #[error("the loss became {value} at step {step}; training stopped and the last good checkpoint was kept (try a lower lr or grad_clip)")]
+    NonFinite {
+        /// The step that produced it (0-based).
+        step: usize,
+        /// The loss value.
+        value: f64,
+    },
+    /// Reading or writing a checkpoint file failed.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Plain I/O failure.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+fn ckpt_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint { path: path.to_path_buf(), message: message.to_string() }
+}
+
+/// The loop's position, saved with every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Steps completed.
+    pub step: usize,
+    /// Exponential moving average of the loss (for display).
+    pub ema_loss: Option<f64>,
+    /// Position of the data stream.
+    pub data_noise: NoiseState,
+    /// Position of the loss's stream (times and noise).
+    pub loss_noise: NoiseState,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepReport {
+    /// Steps completed after this one.
+    pub step: usize,
+    /// This step's loss.
+    pub loss: f64,
+    /// Running average of the loss (decay 0.99).
+    pub ema_loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+}
+
+/// A model being trained: the autodiff model, its EMA, the optimizer and the noise streams.
+///
+/// `M` is any module that is a [`ScoreModel`] of rank `D` (the U-Net on `[batch, c, h, w]`, the
+/// MLP on `[batch, dim]`).
+pub struct Trainer<M, const D: usize> {
+    /// The model on the autodiff device.
+    pub model: M,
+    /// The EMA of its weights on the plain device.
+    pub ema: M,
+    optim: ModuleOptimizer,
+    sde: Box<dyn Sde>,
+    sde_config: SdeConfig,
+    loss: LossConfig,
+    opt: OptimConfig,
+    state: TrainState,
+    data_noise: NoiseSource,
+    loss_noise: NoiseSource,
+    seed: u64,
+}
+
+fn optimizer(opt: &OptimConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(opt.weight_decay as f32)
+        .with_epsilon(1e-8)
+        .with_grad_clipping(opt.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32)))
+        .init()
+}
+
+impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
+    /// A fresh run from `model` (initialised on an autodiff device), seeded by `seed`.
+    pub fn new(model: M, sde_config: SdeConfig, loss: LossConfig, opt: OptimConfig, seed: u64) -> Result<Self, String> {
+        let sde = sde_config.build().map_err(|e| e.to_string())?;
+        loss.validate()?;
+        opt.validate()?;
+        let data_noise = NoiseSource::new(seed);
+        let loss_noise = NoiseSource::new(seed ^ 0x5eed_1055);
+        let state = TrainState { step: 0, ema_loss: None, data_noise: data_noise.state(), loss_noise: loss_noise.state() };
+        Ok(Self { ema: model.valid(), model, optim: optimizer(&opt), sde, sde_config, loss, opt, state, data_noise, loss_noise, seed })
+    }
+
+    /// Steps completed.
+    pub fn step(&self) -> usize {
+        self.state.step
+    }
+
+    /// The loop state as of now.
+    pub fn state(&self) -> TrainState {
+        TrainState { data_noise: self.data_noise.state(), loss_noise: self.loss_noise.state(), ..self.state.clone() }
+    }
+
+    /// The forward SDE.
+    pub fn sde(&self) -> &dyn Sde {
+        self.sde.as_ref()
+    }
+
+    /// One optimisation step on the batch `batch` draws from the data stream.
+    ///
+    /// A non-finite loss returns [`TrainError::NonFinite`] before any weight changes.
+    pub fn train_step(&mut self, batch: impl FnOnce(&mut NoiseSource) -> Tensor<D>) -> Result<StepReport, TrainError> {
+        let x0 = batch(&mut self.data_noise);
+        // The backend's own generator (dropout) is reseeded per step, so a resumed run draws the
+        // same masks as an uninterrupted one.
+        x0.device().seed(self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.state.step as u64);
+        let loss = self.loss.loss(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        if !value.is_finite() {
+            return Err(TrainError::NonFinite { step: self.state.step, value });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let lr = self.opt.lr_at(self.state.step);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.ema = ema_update(self.ema.clone(), &self.model, self.opt.ema_decay);
+        self.state.step += 1;
+        let ema_loss = self.state.ema_loss.map_or(value, |e| 0.99 * e + 0.01 * value);
+        self.state.ema_loss = Some(ema_loss);
+        Ok(StepReport { step: self.state.step, loss: value, ema_loss, lr })
+    }
+
+    /// Writes a checkpoint of the run into `run_dir` atomically (see [`checkpoint`]).
+    pub fn save(&self, run_dir: &Path) -> Result<PathBuf, TrainError> {
+        checkpoint::write_atomically(run_dir, |dir| {
+            let nn = |e: NnError| ckpt_error(dir, e);
+            save_burnpack(&self.model.valid(), dir.join(MODEL_FILE)).map_err(nn)?;
+            save_burnpack(&self.ema, dir.join(EMA_FILE)).map_err(nn)?;
+            let path = dir.join(OPTIM_FILE);
+            self.optim.save(&path).map_err(|e| ckpt_error(&path, format!("{e:?}")))?;
+            let json = serde_json::to_string_pretty(&self.state()).expect("state serialises");
+            write_file_atomically(&dir.join(STATE_FILE), json.as_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// Continues the run saved in `run_dir` (its latest complete checkpoint). `self` must be
+    /// built from the same configuration, and `network` is the config of its model; weights
+    /// of another architecture are an error. `device` is the autodiff device to train on.
+    pub fn resume<C: NetworkConfig<Net = M>>(mut self, network: &C, run_dir: &Path, device: &Device) -> Result<Self, TrainError> {
+        let dir = checkpoint::latest(run_dir).ok_or_else(|| ckpt_error(run_dir, "no checkpoint to resume from"))?;
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| ckpt_error(&path, e))?;
+        let state: TrainState = serde_json::from_str(&text).map_err(|e| ckpt_error(&path, e))?;
+        let load = |file: &str| load_burnpack(network, dir.join(file), device).map_err(|e| ckpt_error(&dir, e));
+        self.model = load(MODEL_FILE)?;
+        self.ema = load(EMA_FILE)?.valid();
+        let path = dir.join(OPTIM_FILE);
+        self.optim = self.optim.load(&path).map_err(|e| ckpt_error(&path, format!("{e:?}")))?;
+        self.data_noise = NoiseSource::from_state(&state.data_noise);
+        self.loss_noise = NoiseSource::from_state(&state.loss_noise);
+        self.state = state;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::param::Parameterization;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::TensorData;
+
+    /// `eps_hat = W [x, t] + b`: the smallest time-conditional model.
+    #[derive(Module, Debug)]
+    struct Tiny {
+        lin: Linear,
+    }
+
+    struct TinyConfig;
+
+    impl NetworkConfig for TinyConfig {
+        type Net = Tiny;
+        fn build(&self, device: &Device) -> Result<Tiny, NnError> {
+            Ok(Tiny { lin: LinearConfig::new(3, 2).init(device) })
+        }
+    }
+
+    impl ScoreModel<2> for Tiny {
+        fn parameterization(&self) -> Parameterization {
+            Parameterization::Eps
+        }
+        fn forward(&self, x: Tensor<2>, t: &[f64]) -> Tensor<2> {
+            let tt = Tensor::<2>::from_data(TensorData::new(t.iter().map(|&v| v as f32).collect(), [t.len(), 1]), &x.device());
+            self.lin.forward(Tensor::cat(vec![x, tt], 1))
+        }
+    }
+
+    fn trainer(seed: u64) -> (Trainer<Tiny, 2>, Device) {
+        let dev = Device::flex().autodiff();
+        trainer_from(TinyConfig.build(&dev).unwrap(), seed, dev)
+    }
+
+    fn trainer_from(model: Tiny, seed: u64, dev: Device) -> (Trainer<Tiny, 2>, Device) {
+        let opt = OptimConfig { lr: 1e-2, warmup: 5, ..OptimConfig::default() };
+        let t = Trainer::new(model, SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }, LossConfig::default(), opt, seed).unwrap();
+        (t, dev)
+    }
+
+    /// Data: N((1, -2), 0.5^2 I) drawn from the data stream.
+    fn batch(dev: &Device) -> impl Fn(&mut NoiseSource) -> Tensor<2> + '_ {
+        move |noise| {
+            let v: Vec<f32> = noise.normal_vec(64).iter().enumerate().map(|(i, z)| if i % 2 == 0 { 1.0 + 0.5 * z } else { -2.0 + 0.5 * z }).collect();
+            Tensor::from_data(TensorData::new(v, [32, 2]), dev)
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("scorediff-train-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_loss_falls() {
+        let (mut t, dev) = trainer(1);
+        let losses: Vec<f64> = (0..300).map(|_| t.train_step(batch(&dev)).unwrap().loss).collect();
+        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+        // A linear eps-model can fit the Gaussian's score well: the late loss is far below the
+        // initial one (at random init the loss is about 1/2 E||eps_hat - eps||^2 >= 1).
+        assert!(mean(&losses[250..]) < 0.7 * mean(&losses[..20]), "{} vs {}", mean(&losses[250..]), mean(&losses[..20]));
+        assert_eq!(t.step(), 300);
+    }
+
+    #[test]
+    fn resume_continues_the_same_loss_curve() {
+        let run = temp("resume");
+        let dev = Device::flex().autodiff();
+        let init = TinyConfig.build(&dev).unwrap();
+        let (mut straight, _) = trainer_from(init.clone(), 5, dev.clone());
+        let full: Vec<f64> = (0..40).map(|_| straight.train_step(batch(&dev)).unwrap().loss).collect();
+
+        let (mut first, _) = trainer_from(init, 5, dev.clone());
+        for _ in 0..20 {
+            first.train_step(batch(&dev)).unwrap();
+        }
+        first.save(&run).unwrap();
+        let saved_w = first.model.lin.weight.val().into_data();
+        let saved_state = first.state();
+        // Keep training past the checkpoint, as a killed run would have, then throw it away.
+        first.train_step(batch(&dev)).unwrap();
+        drop(first);
+
+        let (fresh, _) = trainer_from(TinyConfig.build(&dev).unwrap(), 5, dev.clone());
+        let mut resumed = fresh.resume(&TinyConfig, &run, &dev).unwrap();
+        assert_eq!(resumed.step(), 20);
+        assert_eq!(resumed.model.lin.weight.val().into_data(), saved_w);
+        assert_eq!(resumed.state().data_noise, saved_state.data_noise);
+        assert_eq!(resumed.state().loss_noise, saved_state.loss_noise);
+        let rest: Vec<f64> = (0..20).map(|_| resumed.train_step(batch(&dev)).unwrap().loss).collect();
+        for (a, b) in full[20..].iter().zip(&rest) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{:?}\nvs {rest:?}", &full[20..]);
+        }
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
+    fn a_non_finite_loss_stops_without_touching_the_weights() {
+        let (mut t, dev) = trainer(2);
+        t.train_step(batch(&dev)).unwrap();
+        let before = t.model.lin.weight.val().into_data();
+        let nan = |_: &mut NoiseSource| Tensor::<2>::from_data(TensorData::new(vec![f32::NAN; 4], [2, 2]), &dev);
+        match t.train_step(nan) {
+            Err(TrainError::NonFinite { step: 1, value }) => assert!(value.is_nan()),
+            other => panic!("expected NonFinite, got {other:?}"),
+        }
+        assert_eq!(t.model.lin.weight.val().into_data(), before);
+        assert_eq!(t.step(), 1);
+    }
+
+    #[test]
+    fn resuming_from_a_missing_or_corrupt_checkpoint_names_the_file() {
+        let run = temp("corrupt");
+        let (t, dev) = trainer(3);
+        let err = t.resume(&TinyConfig, &run, &dev).err().unwrap().to_string();
+        assert!(err.contains("no checkpoint"), "{err}");
+        let (t, _) = trainer(3);
+        t.save(&run).unwrap();
+        let model = run.join(checkpoint::CURRENT).join(MODEL_FILE);
+        let bytes = std::fs::read(&model).unwrap();
+        std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+        let (t, _) = trainer(3);
+        let err = t.resume(&TinyConfig, &run, &dev).err().unwrap().to_string();
+        assert!(err.contains("model.bpk"), "{err}");
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+}

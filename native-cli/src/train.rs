@@ -1,0 +1,213 @@
+//! `native-cli train`: train a score network and write a resumable run directory.
+//!
+//! `RUN_DIR/config.json` is the run's [`RunConfig`]; `RUN_DIR/checkpoint/` holds the weights,
+//! the EMA weights, the optimizer state and the loop state, replaced atomically every
+//! `checkpoint_every` steps (see `scorediff::train::checkpoint`); `RUN_DIR/log.jsonl` has a line
+//! per logged step; `RUN_DIR/ema.safetensors` exports the final EMA weights. All the training
+//! logic is `scorediff::train::Trainer`; this file parses options, picks the device, feeds
+//! batches and reports progress.
+
+use crate::progress_bar;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use scorediff::burn::tensor::{Device, Tensor};
+use scorediff::data::{ImageDataset, Split};
+use scorediff::model::ScoreModel;
+use scorediff::nn::{save_safetensors, NetworkConfig};
+use scorediff::noise::NoiseSource;
+use scorediff::train::checkpoint::{self, write_file_atomically};
+use scorediff::train::{Dataset, Network, RunConfig, Trainer};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A run config (.json, the format of RUN_DIR/config.json); or use --dataset for a preset.
+    #[arg(long, value_name = "FILE", conflicts_with = "dataset")]
+    config: Option<PathBuf>,
+    /// Train the preset for this dataset: mnist, fashion-mnist, or a 2-D toy (swiss-roll, two-moons, 8gaussians, checkerboard, rings, pinwheel).
+    #[arg(long, value_name = "NAME", value_parser = Dataset::from_str)]
+    dataset: Option<Dataset>,
+    /// The run directory (created; must not hold a run unless --resume).
+    #[arg(long, value_name = "RUN_DIR")]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (--steps may raise the total).
+    #[arg(long)]
+    resume: bool,
+    /// Total optimisation steps.
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// Examples per step.
+    #[arg(long, value_name = "B")]
+    batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long, value_name = "LR")]
+    lr: Option<f64>,
+    /// Seed of the weights, the data order and the noise.
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Steps between checkpoints.
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Steps between lines of log.jsonl.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    log_every: usize,
+    /// Where MNIST / Fashion-MNIST idx files are (else the usual places; see scripts/fetch-data.sh).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Compute backend: flex (CPU); wgpu, vulkan, cuda when built with that cargo feature.
+    #[arg(long, value_name = "NAME", default_value = "flex")]
+    backend: String,
+}
+
+/// The device named by `--backend`, among those compiled in.
+pub fn backend_device(name: &str) -> Result<Device> {
+    match name {
+        "flex" => Ok(Device::flex()),
+        "wgpu" | "vulkan" | "cuda" => {
+            bail!("--backend {name}: this binary was built without it; rebuild with `cargo build --release -p native-cli --features {name}`")
+        }
+        _ => bail!("--backend: unknown backend `{name}`: expected flex, wgpu, vulkan or cuda"),
+    }
+}
+
+const CONFIG_FILE: &str = "config.json";
+const LOG_FILE: &str = "log.jsonl";
+
+/// The run's config: read back on --resume, else built from --config or --dataset and the flags.
+fn run_config(args: &TrainArgs) -> Result<RunConfig> {
+    let existing = args.out.join(CONFIG_FILE);
+    if args.resume {
+        for (flag, given) in [("--config", args.config.is_some()), ("--dataset", args.dataset.is_some()), ("--batch-size", args.batch_size.is_some()), ("--lr", args.lr.is_some()), ("--seed", args.seed.is_some())] {
+            if given {
+                bail!("{flag}: cannot change a run on --resume (only --steps and --checkpoint-every can)");
+            }
+        }
+        let text = std::fs::read_to_string(&existing).with_context(|| format!("--resume: reading {}", existing.display()))?;
+        let mut config = RunConfig::from_json(&text).map_err(|e| anyhow!(e)).with_context(|| format!("reading {}", existing.display()))?;
+        config.steps = args.steps.unwrap_or(config.steps);
+        config.checkpoint_every = args.checkpoint_every.unwrap_or(config.checkpoint_every);
+        return Ok(config);
+    }
+    if existing.exists() || checkpoint::latest(&args.out).is_some() {
+        bail!("--out {}: already holds a run; pass --resume to continue it or choose another directory", args.out.display());
+    }
+    let mut config = match (&args.config, args.dataset) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
+            RunConfig::from_json(&text).map_err(|e| anyhow!(e)).with_context(|| format!("reading --config {}", path.display()))?
+        }
+        (None, Some(dataset)) => RunConfig::preset(dataset),
+        (None, None) => bail!("expected --config FILE or --dataset NAME (or --resume)"),
+    };
+    config.steps = args.steps.unwrap_or(config.steps);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.optim.lr = args.lr.unwrap_or(config.optim.lr);
+    config.seed = args.seed.unwrap_or(config.seed);
+    config.checkpoint_every = args.checkpoint_every.unwrap_or(config.checkpoint_every);
+    config.validate().map_err(|e| anyhow!(e))?;
+    Ok(config)
+}
+
+pub fn train(args: &TrainArgs) -> Result<()> {
+    if args.log_every == 0 {
+        bail!("--log-every: expected at least 1, found 0");
+    }
+    let device = backend_device(&args.backend)?.autodiff();
+    let config = run_config(args)?;
+    // Load the data before touching the run directory: a missing data set leaves nothing behind.
+    let images = match config.dataset {
+        Dataset::Image(kind) => Some(ImageDataset::load(kind, Split::Train, args.data_dir.as_deref())?),
+        Dataset::Toy(_) => None,
+    };
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating --out {}", args.out.display()))?;
+    if !args.resume {
+        write_file_atomically(&args.out.join(CONFIG_FILE), config.to_json().as_bytes()).with_context(|| format!("writing {}", args.out.join(CONFIG_FILE).display()))?;
+    }
+    device.seed(config.seed);
+    match (&config.network, config.dataset) {
+        (Network::Mlp(net), Dataset::Toy(toy)) => {
+            let batch = config.batch_size;
+            run(args, &config, net, &device, |noise: &mut NoiseSource| toy.sample_tensor(batch, noise, &device))
+        }
+        (Network::Unet(net), Dataset::Image(_)) => {
+            let data = images.expect("loaded above");
+            let batch = config.batch_size;
+            run(args, &config, net, &device, |noise: &mut NoiseSource| data.batch_tensor(&data.random_indices(batch, noise), &device))
+        }
+        _ => unreachable!("RunConfig::validate pairs networks with datasets"),
+    }
+}
+
+/// Keeps the lines of `log.jsonl` up to `step` (a resumed run rewrites what came after).
+fn truncate_log(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: String = text
+        .lines()
+        .filter(|line| serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    write_file_atomically(path, kept.as_bytes()).with_context(|| format!("rewriting {}", path.display()))
+}
+
+fn run<C, const D: usize>(args: &TrainArgs, config: &RunConfig, net: &C, device: &Device, batch: impl Fn(&mut NoiseSource) -> Tensor<D>) -> Result<()>
+where
+    C: NetworkConfig,
+    C::Net: ScoreModel<D>,
+{
+    let model = net.build(device)?;
+    let mut trainer = Trainer::new(model, config.sde.clone(), config.loss, config.optim, config.seed).map_err(|e| anyhow!(e))?;
+    let log_path = args.out.join(LOG_FILE);
+    if args.resume {
+        trainer = trainer.resume(net, &args.out, device)?;
+        truncate_log(&log_path, trainer.step())?;
+    }
+    let start_step = trainer.step();
+    if start_step >= config.steps {
+        println!("{}: already at step {start_step} of {}; nothing to do (raise --steps)", args.out.display(), config.steps);
+        return Ok(());
+    }
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("opening {}", log_path.display()))?;
+    let bar = progress_bar("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})");
+    bar.set_length(config.steps as u64);
+    bar.set_position(start_step as u64);
+    let started = Instant::now();
+    let mut last = None;
+    while trainer.step() < config.steps {
+        let report = trainer.train_step(&batch)?;
+        bar.set_position(report.step as u64);
+        bar.set_message(format!("step {} loss {:.4} ema {:.4}", report.step, report.loss, report.ema_loss));
+        if report.step % args.log_every == 0 || report.step == config.steps {
+            let line = serde_json::json!({
+                "step": report.step, "loss": report.loss, "ema_loss": report.ema_loss, "lr": report.lr,
+                "seconds": started.elapsed().as_secs_f64(),
+            });
+            writeln!(log, "{line}").with_context(|| format!("writing {}", log_path.display()))?;
+        }
+        if report.step % config.checkpoint_every == 0 || report.step == config.steps {
+            log.flush()?;
+            trainer.save(&args.out)?;
+        }
+        last = Some(report);
+    }
+    bar.finish_and_clear();
+    let export = args.out.join("ema.safetensors");
+    save_safetensors(&trainer.ema, &export)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let steps = trainer.step() - start_step;
+    if let Some(r) = last {
+        println!(
+            "{}: step {} of {}, loss {:.4} (ema {:.4}), {steps} steps in {seconds:.1} s ({:.2} steps/s); checkpoint in {}",
+            config.dataset,
+            r.step,
+            config.steps,
+            r.loss,
+            r.ema_loss,
+            steps as f64 / seconds,
+            args.out.join(checkpoint::CURRENT).display()
+        );
+    }
+    Ok(())
+}
