@@ -52,11 +52,20 @@ pub fn npy_bytes_f32(data: &[f32], shape: [usize; 2]) -> Vec<u8> {
     out
 }
 
-/// Writes `.npy` atomically (a temporary file renamed into place).
-pub fn write_npy_f32(path: &Path, data: &[f32], shape: [usize; 2]) -> std::io::Result<()> {
-    let tmp = path.with_extension("npy.tmp");
-    std::fs::write(&tmp, npy_bytes_f32(data, shape))?;
+/// Writes `bytes` to `path` atomically: to `path.tmp` beside it, synced, then renamed over
+/// `path`, so a crash leaves either the old file or the new one, never a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// Writes `.npy` atomically ([`write_atomic`]).
+pub fn write_npy_f32(path: &Path, data: &[f32], shape: [usize; 2]) -> std::io::Result<()> {
+    write_atomic(path, &npy_bytes_f32(data, shape))
 }
 
 /// Parses `.npy` bytes holding a 1-D or 2-D little-endian `f4`/`f8` C-order array

@@ -1,6 +1,14 @@
 //! Helpers for unit tests.
 use burn::tensor::{Device, Tensor};
 
+/// A fresh directory under the system temp dir, unique to this process and `name`.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("scorediff-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn device() -> Device {
     Device::flex()
 }

@@ -15,7 +15,8 @@ use scorediff::data::{ImageDataset, Split};
 use scorediff::model::ScoreModel;
 use scorediff::nn::{save_safetensors, NetworkConfig};
 use scorediff::noise::NoiseSource;
-use scorediff::train::checkpoint::{self, write_file_atomically};
+use scorediff::io::write_atomic;
+use scorediff::train::checkpoint;
 use scorediff::train::{Dataset, Network, RunConfig, Trainer};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -124,7 +125,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating --out {}", args.out.display()))?;
     if !args.resume {
-        write_file_atomically(&args.out.join(CONFIG_FILE), config.to_json().as_bytes()).with_context(|| format!("writing {}", args.out.join(CONFIG_FILE).display()))?;
+        write_atomic(&args.out.join(CONFIG_FILE), config.to_json().as_bytes()).with_context(|| format!("writing {}", args.out.join(CONFIG_FILE).display()))?;
     }
     device.seed(config.seed);
     match (&config.network, config.dataset) {
@@ -149,7 +150,7 @@ fn truncate_log(path: &Path, step: usize) -> Result<()> {
         .filter(|line| serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step))
         .map(|line| format!("{line}\n"))
         .collect();
-    write_file_atomically(path, kept.as_bytes()).with_context(|| format!("rewriting {}", path.display()))
+    write_atomic(path, kept.as_bytes()).with_context(|| format!("rewriting {}", path.display()))
 }
 
 fn run<C, const D: usize>(args: &TrainArgs, config: &RunConfig, net: &C, device: &Device, batch: impl Fn(&mut NoiseSource) -> Tensor<D>) -> Result<()>

@@ -268,13 +268,8 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// Writes `bytes` to `path`, gzip-compressed if `compress`, through a temporary file renamed
 /// into place.
 pub fn write_file(path: &Path, bytes: &[u8], compress: bool) -> Result<(), DataError> {
-    let io = |error| DataError::Io { path: path.display().to_string(), error };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
     let body = if compress { gzip(bytes) } else { bytes.to_vec() };
-    std::fs::write(&tmp, body).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::io::write_atomic(path, &body).map_err(|error| DataError::Io { path: path.display().to_string(), error })
 }
 
 #[cfg(test)]

@@ -113,14 +113,9 @@ pub fn burnpack_bytes<M: Module>(module: &M) -> Result<Vec<u8>, NnError> {
     Ok(store.get_bytes().map_err(format_err)?.to_vec())
 }
 
-/// Writes `bytes` to `path` atomically: to `path.tmp`, then renamed over `path`.
+/// [`crate::io::write_atomic`] with the error naming the file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = Path::new(&tmp);
-    let err = |p: &Path, error| NnError::Write { path: p.display().to_string(), error };
-    std::fs::write(tmp, bytes).map_err(|e| err(tmp, e))?;
-    std::fs::rename(tmp, path).map_err(|e| err(path, e))
+    crate::io::write_atomic(path, bytes).map_err(|error| NnError::Write { path: path.display().to_string(), error })
 }
 
 /// Saves the module's weights to `path` in the Burnpack format (atomically: a crash leaves

@@ -44,26 +44,11 @@ pub fn write_atomically<E: From<std::io::Error>>(run_dir: &Path, write: impl FnO
     Ok(current)
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file beside it, then a rename).
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("scorediff-ckpt-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_util::temp_dir as temp;
 
     #[test]
     fn a_failed_write_keeps_the_previous_checkpoint() {

@@ -1,6 +1,7 @@
 //! The resumable training loop (see the module docs of [`crate::train`]).
 
-use super::checkpoint::{self, write_file_atomically};
+use super::checkpoint;
+use crate::io::write_atomic;
 use super::ema::ema_update;
 use super::{LossConfig, OptimConfig};
 use crate::model::ScoreModel;
@@ -164,7 +165,7 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
             let path = dir.join(OPTIM_FILE);
             self.optim.save(&path).map_err(|e| ckpt_error(&path, format!("{e:?}")))?;
             let json = serde_json::to_string_pretty(&self.state()).expect("state serialises");
-            write_file_atomically(&dir.join(STATE_FILE), json.as_bytes())?;
+            write_atomic(&dir.join(STATE_FILE), json.as_bytes())?;
             Ok(())
         })
     }
@@ -240,12 +241,7 @@ mod tests {
         }
     }
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("scorediff-train-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_util::temp_dir as temp;
 
     #[test]
     fn the_loss_falls() {
