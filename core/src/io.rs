@@ -35,8 +35,15 @@ pub struct Array2 {
 
 /// Encodes a `[rows, cols]` `f32` array as `.npy` bytes.
 pub fn npy_bytes_f32(data: &[f32], shape: [usize; 2]) -> Vec<u8> {
-    assert_eq!(data.len(), shape[0] * shape[1], "data length must match the shape");
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", shape[0], shape[1]);
+    npy_bytes_f32_nd(data, &shape)
+}
+
+/// Encodes an `f32` array of any rank (C order) as `.npy` bytes, e.g. images `[n, 1, 28, 28]`.
+pub fn npy_bytes_f32_nd(data: &[f32], shape: &[usize]) -> Vec<u8> {
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "data length must match the shape");
+    let dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
+    let dims = if shape.len() == 1 { dims } else { dims.trim_end_matches(", ").to_string() };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
     // Pad so that magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -68,8 +75,14 @@ pub fn write_npy_f32(path: &Path, data: &[f32], shape: [usize; 2]) -> std::io::R
     write_atomic(path, &npy_bytes_f32(data, shape))
 }
 
-/// Parses `.npy` bytes holding a 1-D or 2-D little-endian `f4`/`f8` C-order array
-/// (a 1-D array of length `n` reads as `[n, 1]`).
+/// Writes an `f32` array of any rank as `.npy`, atomically ([`write_atomic`]).
+pub fn write_npy_f32_nd(path: &Path, data: &[f32], shape: &[usize]) -> std::io::Result<()> {
+    write_atomic(path, &npy_bytes_f32_nd(data, shape))
+}
+
+/// Parses `.npy` bytes holding a little-endian `f4`/`f8` C-order array of rank 1 or more
+/// (a 1-D array of length `n` reads as `[n, 1]`; a higher-rank one `[n, a, b, ...]` as
+/// `[n, a * b * ...]`, one flattened row per data point, e.g. images `[n, 1, 28, 28]`).
 pub fn parse_npy(bytes: &[u8], path: &str) -> Result<Array2, NpyError> {
     let err = |message: String| NpyError::Format { path: path.to_string(), message };
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
@@ -111,7 +124,8 @@ pub fn parse_npy(bytes: &[u8], path: &str) -> Result<Array2, NpyError> {
     let shape = match dims[..] {
         [n] => [n, 1],
         [n, d] => [n, d],
-        _ => return Err(err(format!("expected a 1-D or 2-D array, found shape {dims:?}"))),
+        [n, ref rest @ ..] if !rest.is_empty() => [n, rest.iter().product()],
+        _ => return Err(err(format!("expected an array of rank 1 or more, found shape {dims:?}"))),
     };
     let body = &bytes[start + hlen..];
     let count = shape[0] * shape[1];
@@ -146,6 +160,21 @@ mod tests {
         let a = parse_npy(&bytes, "x.npy").unwrap();
         assert_eq!(a.shape, [3, 2]);
         assert_eq!(a.data, data.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn higher_rank_arrays_read_as_flattened_rows() {
+        let data: Vec<f32> = (0..2 * 3 * 2).map(|i| i as f32).collect();
+        let bytes = npy_bytes_f32_nd(&data, &[2, 1, 3, 2]);
+        // The header: its length is the little-endian u16 at bytes 8..10 (NPY format 1.0).
+        let header = |b: &[u8]| String::from_utf8(b[10..10 + u16::from_le_bytes([b[8], b[9]]) as usize].to_vec()).unwrap();
+        assert!(header(&bytes).contains("'shape': (2, 1, 3, 2)"));
+        let a = parse_npy(&bytes, "x.npy").unwrap();
+        assert_eq!(a.shape, [2, 6]);
+        assert_eq!(a.data[7], 7.0);
+        let b = npy_bytes_f32_nd(&[1.0, 2.0], &[2]);
+        assert!(header(&b).contains("'shape': (2, )"));
+        assert_eq!(parse_npy(&b, "v.npy").unwrap().shape, [2, 1]);
     }
 
     #[test]

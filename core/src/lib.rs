@@ -12,6 +12,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod io;
 pub mod likelihood;
 pub mod loss;

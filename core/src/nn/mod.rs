@@ -5,6 +5,7 @@
 //! - [`unet`]: a compact DDPM U-Net for images (Ho et al. 2020, appendix B), optionally
 //!   class-conditional with classifier-free guidance ([`Guided`], Ho & Salimans 2022).
 //! - [`mlp`]: a residual MLP for low-dimensional data.
+//! - [`classifier`]: a small CNN image classifier, the feature space of `eval`'s Frechet distance.
 //!
 //! Both networks implement [`crate::model::ScoreModel`] in the parameterization named by their
 //! config, so every loss, sampler and likelihood takes them as they are. Their forward passes
@@ -21,17 +22,19 @@
 //! error ([`NnError::Architecture`]), never a silent partial load. [`save_safetensors`] exports
 //! the same tensors for other frameworks.
 
+pub mod classifier;
 pub mod embedding;
 pub mod mlp;
 pub mod unet;
 
+pub use classifier::{Classifier, ClassifierConfig, ClassifierStats};
 pub use embedding::{TimeEmbedder, TimeEmbedding};
 pub use mlp::{Mlp, MlpConfig};
 pub use unet::{Guided, UNet, UNetConfig};
 
 use burn::module::Module;
-use burn::store::{ApplyError, ApplyResult, BurnpackStore, ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Bytes, Device};
+use burn::store::{ApplyError, ApplyResult, BurnpackStore, FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Bytes, DType, Device};
 use std::path::Path;
 
 /// A network could not be built, saved or loaded.
@@ -149,12 +152,17 @@ pub fn load_burnpack<C: NetworkConfig>(config: &C, path: impl AsRef<Path>, devic
 }
 
 /// As [`load_burnpack`], from bytes in memory (a fetched file in the browser); `name` names
-/// them in errors.
+/// them in errors. Float tensors stored in another precision (f16) are cast to f32.
 pub fn load_burnpack_bytes<C: NetworkConfig>(config: &C, bytes: Vec<u8>, name: &str, device: &Device) -> Result<C::Net, NnError> {
     let mut net = config.build(device)?;
     // Partial loading and the store's own validation are off so that the full report comes
     // back; `check_applied` then refuses anything but an exact match.
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes))).allow_partial(true).validate(false);
+    // Half-precision files (`export --f16`) load back as f32 modules: every float tensor is
+    // cast to f32 on the way in (a no-op for f32 files).
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
+        .allow_partial(true)
+        .validate(false)
+        .with_from_adapter(FloatCastAdapter::to(DType::F32));
     let result = net
         .load_from(&mut store)
         .map_err(|e| NnError::Format { file: name.to_string(), format: "burnpack", message: e.to_string() })?;

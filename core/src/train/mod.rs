@@ -8,6 +8,7 @@
 //! positions are saved with each checkpoint, so a resumed run continues the same loss curve.
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod ema;
 mod trainer;

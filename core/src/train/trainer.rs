@@ -98,7 +98,7 @@ pub struct Trainer<M, const D: usize> {
     seed: u64,
 }
 
-fn optimizer(opt: &OptimConfig) -> ModuleOptimizer {
+pub(crate) fn optimizer(opt: &OptimConfig) -> ModuleOptimizer {
     AdamWConfig::new()
         .with_weight_decay(opt.weight_decay as f32)
         .with_epsilon(1e-8)
