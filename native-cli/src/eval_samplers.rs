@@ -46,7 +46,9 @@ pub struct EvalArgs {
 
 pub fn eval_samplers(args: &EvalArgs) -> Result<()> {
     let source = ModelSource::open(&args.model)?;
-    let ModelSource::Mixture { file, .. } = &source;
+    let ModelSource::Mixture { file, .. } = &source else {
+        bail!("model {}: eval-samplers needs a Gaussian-mixture .json (its exact target), found a trained network", args.model.display());
+    };
     if args.n < 2 {
         bail!("--n: expected at least 2 samples, found {}", args.n);
     }

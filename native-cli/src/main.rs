@@ -7,33 +7,36 @@
 //! - `native-cli sample --model mixture.json --sampler ddim --steps 50 --n 1000 --out x.npy`
 //! - `native-cli likelihood --model mixture.json --data x.npy`
 //! - `native-cli train --dataset two-moons --steps 2000 --out runs/moons` (`--resume` continues)
+//! - `native-cli sample --model runs/mnist --sampler ddim --steps 50 --n 64 --out grid.png`
+//! - `native-cli likelihood --model runs/mnist --data mnist-test --n 64`
+//! - `native-cli export --model runs/mnist --out www/models/mnist --f16`
 //!
-//! `--model` is, for now, an analytic Gaussian-mixture file (see `scorediff::mixture`); see
-//! [`ModelSource`] for where trained run directories will plug in.
+//! `--model` is a Gaussian-mixture file (`scorediff::mixture`), a training run directory or an
+//! export directory: see [`ModelSource`].
 //!
 //! Every bad input ends with one line `error: ...` on stderr (the whole `anyhow` context
 //! chain) and a non-zero exit status: 2 for command-line usage, 1 for everything else.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use scorediff::burn::tensor::{Device, Tensor, TensorData};
-use scorediff::io::{read_npy, write_npy_f32};
-use scorediff::likelihood::{ode_likelihood, Divergence, LikelihoodConfig};
-use scorediff::mixture::MixtureFile;
-use scorediff::model::{ScoreFn, ScoreModel};
-use scorediff::noise::NoiseSource;
-use scorediff::sampler::{self, Predictor, SamplerConfig, SamplerKind, Spacing, Variance};
-use scorediff::sde::Sde;
-use serde::Serialize;
-use std::path::{Path, PathBuf};
+use model_source::ModelSource;
+use scorediff::burn::tensor::Tensor;
+use scorediff::sampler::{Predictor, SamplerConfig, SamplerKind, Spacing, Variance};
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
+mod bench;
+mod eval;
 mod eval_samplers;
+mod export_model;
+mod likelihood;
+mod model_source;
 mod plot;
+mod png;
+mod sample;
 mod train;
+mod train_classifier;
 
 #[derive(Parser)]
 #[command(name = "native-cli", version, about = "Sample from and evaluate score-based generative models")]
@@ -45,51 +48,28 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Draw samples by running a reverse-time sampler from the prior, and write them as .npy.
-    Sample(SampleArgs),
+    Sample(sample::SampleArgs),
     /// Mean negative log-likelihood of data under the probability-flow ODE.
-    Likelihood(LikelihoodArgs),
+    Likelihood(likelihood::LikelihoodArgs),
     /// Every sampler against a mixture's exact target at several step counts (Markdown table).
     EvalSamplers(eval_samplers::EvalArgs),
     /// Scatter plots of 2-D samples (.npy) as one SVG, over a mixture's target.
     Plot(plot::PlotArgs),
     /// Train a score network (U-Net on MNIST / Fashion-MNIST, MLP on 2-D toys) into a run directory.
     Train(train::TrainArgs),
+    /// Write a trained model as the directory the web page loads (model.json + weights.bpk).
+    Export(export_model::ExportArgs),
+    /// Train the small CNN classifier that `eval` measures images with (writes DIR/classifier.{json,bpk}).
+    TrainClassifier(train_classifier::TrainClassifierArgs),
+    /// Sample quality: energy distance and MMD for 2-D models; Frechet distance, confidence and class entropy for images.
+    Eval(eval::EvalArgs),
+    /// U-Net training-step and per-NFE sampling time at several batch sizes, and peak memory.
+    Bench(bench::BenchArgs),
 }
 
 /// The core's default sampler options, shown as the command-line defaults.
 fn sampler_defaults() -> SamplerConfig {
     SamplerConfig::default()
-}
-
-#[derive(Args)]
-#[command(after_help = sampler_help())]
-struct SampleArgs {
-    /// The model: a Gaussian-mixture .json file ({"sde": {...}, "weights", "means", "stds"}).
-    #[arg(long, value_name = "PATH")]
-    model: PathBuf,
-    /// Which sampler (listed below).
-    #[arg(long, value_name = "NAME", value_parser = SamplerKind::from_str)]
-    sampler: SamplerKind,
-    /// Grid steps (noise levels for ald; ignored by ode-rk45).
-    #[arg(long, value_name = "N", default_value_t = sampler_defaults().steps)]
-    steps: usize,
-    /// Number of samples.
-    #[arg(long, value_name = "COUNT")]
-    n: usize,
-    /// Seed of the noise; the same seed and --batch give the same samples.
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    seed: u64,
-    /// Output .npy file (float32, shape [COUNT, dim]), written atomically.
-    #[arg(long, value_name = "PATH")]
-    out: PathBuf,
-    /// Samples per batch [default: all at once]; batches draw from one noise stream in turn.
-    #[arg(long, value_name = "B")]
-    batch: Option<usize>,
-    #[command(flatten)]
-    opts: SamplerOpts,
-    /// Print a JSON summary to stdout instead of the summary line.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Sampler options shared by `sample` and `eval-samplers`.
@@ -160,93 +140,6 @@ fn sampler_help() -> String {
     text
 }
 
-impl SampleArgs {
-    /// The validated sampler configuration.
-    fn config(&self) -> Result<SamplerConfig> {
-        self.opts.config(self.sampler, self.steps)
-    }
-}
-
-#[derive(Args)]
-struct LikelihoodArgs {
-    /// The model: a Gaussian-mixture .json file ({"sde": {...}, "weights", "means", "stds"}).
-    #[arg(long, value_name = "PATH")]
-    model: PathBuf,
-    /// Data points: a .npy of shape [n, dim] (float32 or float64).
-    #[arg(long, value_name = "PATH")]
-    data: PathBuf,
-    /// Divergence of the drift: exact, hutchinson-rademacher or hutchinson-gaussian
-    /// [default: exact when dim <= 16, else hutchinson-rademacher].
-    #[arg(long, value_name = "METHOD", value_parser = Divergence::from_str)]
-    divergence: Option<Divergence>,
-    /// Relative tolerance of the RK45 solver.
-    #[arg(long, value_name = "R", default_value_t = LikelihoodConfig::default().rtol)]
-    rtol: f64,
-    /// Absolute tolerance of the RK45 solver.
-    #[arg(long, value_name = "A", default_value_t = LikelihoodConfig::default().atol)]
-    atol: f64,
-    /// Seed of the Hutchinson probes.
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    seed: u64,
-    /// Print a JSON summary to stdout instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-/// What `--model` points at.
-///
-/// Only analytic Gaussian mixtures for now. Trained networks will add a variant for a run
-/// directory (`config.json` + weights); commands only use [`dim`](Self::dim),
-/// [`sde`](Self::sde) and [`score_model`](Self::score_model).
-enum ModelSource {
-    /// A `mixture.json` file.
-    Mixture { path: PathBuf, file: MixtureFile },
-}
-
-impl ModelSource {
-    /// Reads and validates the model at `path`.
-    fn open(path: &Path) -> Result<Self> {
-        let context = || format!("reading model {}", path.display());
-        if path.is_dir() {
-            return Err(anyhow!("expected a mixture .json file, found a directory (trained run directories are not supported yet)"))
-                .with_context(context);
-        }
-        let text = std::fs::read_to_string(path).with_context(context)?;
-        let file = MixtureFile::from_json(&text).with_context(context)?;
-        Ok(Self::Mixture { path: path.to_path_buf(), file })
-    }
-
-    fn path(&self) -> &Path {
-        match self {
-            Self::Mixture { path, .. } => path,
-        }
-    }
-
-    /// Dimension of a data point.
-    fn dim(&self) -> usize {
-        match self {
-            Self::Mixture { file, .. } => file.mixture.dim(),
-        }
-    }
-
-    /// The forward SDE.
-    fn sde(&self) -> Result<Box<dyn Sde>> {
-        match self {
-            Self::Mixture { file, .. } => file.sde.build().with_context(|| format!("reading model {}", self.path().display())),
-        }
-    }
-
-    /// The score model on `device` (an autodiff device for likelihoods).
-    fn score_model(&self, device: &Device) -> Result<Box<dyn ScoreModel<2>>> {
-        match self {
-            Self::Mixture { file, .. } => {
-                let model = file.model(device).with_context(|| format!("reading model {}", self.path().display()))?;
-                Ok(Box::new(model))
-            }
-        }
-    }
-}
-
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 fn progress_bar(template: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
@@ -259,161 +152,6 @@ fn progress_bar(template: &str) -> ProgressBar {
 /// Reads a tensor's values back to the host.
 fn to_vec<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
     tensor.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("reading back a tensor: {e:?}"))
-}
-
-#[derive(Serialize)]
-struct SampleSummary {
-    sampler: String,
-    steps: usize,
-    nfe: usize,
-    n: usize,
-    dim: usize,
-    seconds: f64,
-    out: String,
-}
-
-fn sample(args: &SampleArgs) -> Result<()> {
-    let config = args.config()?;
-    if args.n == 0 {
-        bail!("--n: expected at least 1 sample, found 0");
-    }
-    let batch = args.batch.unwrap_or(args.n);
-    if batch == 0 {
-        bail!("--batch: expected at least 1, found 0");
-    }
-    let batch = batch.min(args.n);
-    // Fail before sampling, not after, when the output cannot be written.
-    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        bail!("--out {}: directory {} does not exist", args.out.display(), parent.display());
-    }
-    let source = ModelSource::open(&args.model)?;
-    let dim = source.dim();
-    let device = Device::flex();
-    let sde = source.sde()?;
-    let model = source.score_model(&device)?;
-    let f = ScoreFn::new(model.as_ref(), sde.as_ref());
-    let mut noise = NoiseSource::new(args.seed);
-
-    let batches = args.n.div_ceil(batch);
-    let bar = progress_bar("{msg} [{bar:40}] {pos}/{len} steps ({elapsed}, eta {eta})");
-    let start = Instant::now();
-    let mut values = Vec::with_capacity(args.n * dim);
-    let mut steps = 0;
-    for b in 0..batches {
-        let rows = batch.min(args.n - b * batch);
-        if batches > 1 {
-            bar.set_message(format!("{} batch {}/{batches}", config.kind, b + 1));
-        } else {
-            bar.set_message(config.kind.to_string());
-        }
-        let x = sampler::sample(&config, &f, [rows, dim], &mut noise, &device, |k, total, _| {
-            bar.set_length((batches * total) as u64);
-            bar.set_position((b * total + k) as u64);
-            steps = k;
-        });
-        values.extend(to_vec(x)?);
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let bad = values.iter().filter(|v| !v.is_finite()).count();
-    if bad > 0 {
-        bail!(
-            "{} with {} steps produced {bad} non-finite values out of {}; nothing written to {} (try more --steps)",
-            config.kind,
-            config.steps,
-            values.len(),
-            args.out.display()
-        );
-    }
-    write_npy_f32(&args.out, &values, [args.n, dim]).with_context(|| format!("writing {}", args.out.display()))?;
-
-    let summary = SampleSummary {
-        sampler: config.kind.to_string(),
-        steps,
-        nfe: f.nfe(),
-        n: args.n,
-        dim,
-        seconds,
-        out: args.out.display().to_string(),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        let per_batch = if batches > 1 { format!(" over {batches} batches") } else { String::new() };
-        println!(
-            "{}: {} steps, {} NFE{per_batch}, {} samples of dim {} in {:.2} s -> {}",
-            summary.sampler, summary.steps, summary.nfe, summary.n, summary.dim, summary.seconds, summary.out
-        );
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct LikelihoodSummary {
-    nll_nats: f64,
-    nll_nats_per_dim: f64,
-    bits_per_dim: f64,
-    nfe: usize,
-    n: usize,
-    dim: usize,
-    divergence: String,
-}
-
-fn likelihood(args: &LikelihoodArgs) -> Result<()> {
-    for (name, v) in [("--rtol", args.rtol), ("--atol", args.atol)] {
-        if !(v.is_finite() && v > 0.0) {
-            bail!("{name}: expected a finite number > 0, found {v}");
-        }
-    }
-    let source = ModelSource::open(&args.model)?;
-    let dim = source.dim();
-    let data = read_npy(&args.data).context("reading --data")?;
-    let [n, cols] = data.shape;
-    let name = args.data.display();
-    if cols != dim {
-        bail!("data {name}: expected {dim} columns (the dimension of model {}), found {cols}", args.model.display());
-    }
-    if n == 0 {
-        bail!("data {name}: expected at least one row, found none");
-    }
-    let values: Vec<f32> = data.data.iter().map(|&v| v as f32).collect();
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        bail!("data {name}: expected finite float32 values, found {} at row {}, column {}", data.data[i], i / dim, i % dim);
-    }
-
-    let divergence = args.divergence.unwrap_or(if dim <= 16 { Divergence::Exact } else { Divergence::HutchinsonRademacher });
-    let config = LikelihoodConfig { divergence, rtol: args.rtol, atol: args.atol, ..LikelihoodConfig::default() };
-    let device = Device::flex().autodiff();
-    let sde = source.sde()?;
-    let model = source.score_model(&device)?;
-    let x = Tensor::<2>::from_data(TensorData::new(values, [n, dim]), &device);
-    let mut noise = NoiseSource::new(args.seed);
-
-    let spinner = progress_bar("{spinner} integrating the probability-flow ODE ({elapsed})");
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let l = ode_likelihood(model.as_ref(), sde.as_ref(), x, &config, &mut noise);
-    spinner.finish_and_clear();
-
-    let nll = l.mean_nll();
-    let summary = LikelihoodSummary {
-        nll_nats: nll,
-        nll_nats_per_dim: nll / l.dim as f64,
-        bits_per_dim: l.bits_per_dim(),
-        nfe: l.nfe,
-        n,
-        dim: l.dim,
-        divergence: divergence.to_string(),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        println!(
-            "NLL {:.4} nats ({:.4} nats/dim, {:.4} bits/dim) over {} points of dim {}; {} NFE, {} divergence",
-            summary.nll_nats, summary.nll_nats_per_dim, summary.bits_per_dim, summary.n, summary.dim, summary.nfe, summary.divergence
-        );
-    }
-    Ok(())
 }
 
 /// Condenses a clap usage error to one line (its message and tips, without the usage block).
@@ -468,11 +206,15 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        Command::Sample(args) => sample(args),
-        Command::Likelihood(args) => likelihood(args),
+        Command::Sample(args) => sample::sample(args),
+        Command::Likelihood(args) => likelihood::likelihood(args),
         Command::EvalSamplers(args) => eval_samplers::eval_samplers(args),
         Command::Plot(args) => plot::plot(args),
         Command::Train(args) => train::train(args),
+        Command::Export(args) => export_model::export(args),
+        Command::TrainClassifier(args) => train_classifier::train_classifier_cmd(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

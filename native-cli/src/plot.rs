@@ -39,7 +39,9 @@ pub fn plot(args: &PlotArgs) -> Result<()> {
     }
     let reference: Vec<(f64, f64)> = match &args.reference {
         Some(path) => {
-            let ModelSource::Mixture { file, .. } = ModelSource::open(path)?;
+            let ModelSource::Mixture { file, .. } = ModelSource::open(path)? else {
+                bail!("{}: expected a Gaussian-mixture .json as the reference, found a trained network", path.display());
+            };
             let tgt = target(&file)?;
             if tgt.dim() != 2 {
                 bail!("{}: expected a 2-D mixture to plot, found dimension {}", path.display(), tgt.dim());

@@ -63,14 +63,34 @@ pub struct TrainArgs {
     backend: String,
 }
 
-/// The device named by `--backend`, among those compiled in.
+/// The device named by `--backend`, among those compiled in: `flex`; `wgpu`, `vulkan` (default
+/// adapter); `cuda` or `cuda:K` (GPU index K).
 pub fn backend_device(name: &str) -> Result<Device> {
-    match name {
-        "flex" => Ok(Device::flex()),
-        "wgpu" | "vulkan" | "cuda" => {
-            bail!("--backend {name}: this binary was built without it; rebuild with `cargo build --release -p native-cli --features {name}`")
+    let (kind, index) = match name.split_once(':') {
+        Some((kind, index)) => {
+            let index: usize = index
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--backend {name}: expected a device index after `:`, found `{index}`"))?;
+            (kind, Some(index))
         }
-        _ => bail!("--backend: unknown backend `{name}`: expected flex, wgpu, vulkan or cuda"),
+        None => (name, None),
+    };
+    let missing = |feature: &str| {
+        anyhow::anyhow!("--backend {name}: this binary was built without it; rebuild with `cargo build --release -p native-cli --features {feature}`")
+    };
+    match kind {
+        "flex" if index.is_none() => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" if index.is_none() => Ok(Device::wgpu(scorediff::burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(feature = "vulkan")]
+        "vulkan" if index.is_none() => Ok(Device::vulkan(scorediff::burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(index.unwrap_or(0))),
+        "flex" | "wgpu" | "vulkan" if index.is_some() => bail!("--backend {name}: only cuda takes a device index (cuda:K)"),
+        // Reached only for the backends not compiled in.
+        #[allow(unreachable_patterns)]
+        "wgpu" | "vulkan" | "cuda" => Err(missing(kind)),
+        _ => bail!("--backend: unknown backend `{name}`: expected flex, wgpu, vulkan, cuda or cuda:K"),
     }
 }
 

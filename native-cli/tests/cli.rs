@@ -407,3 +407,194 @@ fn bad_training_input_gives_one_error_line_and_keeps_the_checkpoint() {
     run_err(&["train", "--resume", "--steps", "30", "--out", s(&run_dir)], &["model.bpk"]);
     assert_eq!(std::fs::read(&model).unwrap().len(), good.len() / 3);
 }
+
+// ---- Trained models: run directories and export directories (sample, likelihood, export) ----
+
+/// Decodes an 8-bit grey-level PNG as the writer makes it (one IDAT, filter 0 on every row),
+/// checking the signature and every chunk's CRC; returns `(width, height, pixels)`.
+fn decode_gray_png(bytes: &[u8]) -> (usize, usize, Vec<u8>) {
+    use std::io::Read;
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    let (mut at, mut size, mut idat) = (8, None, Vec::new());
+    loop {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[at + 4..at + 8];
+        let data = &bytes[at + 8..at + 8 + len];
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        assert_eq!(crc.sum(), u32::from_be_bytes(bytes[at + 8 + len..at + 12 + len].try_into().unwrap()), "CRC of {kind:?}");
+        match kind {
+            b"IHDR" => {
+                let w = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
+                let h = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
+                assert_eq!(&data[8..13], &[8, 0, 0, 0, 0], "8-bit grey, no interlace");
+                size = Some((w, h));
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            b"IEND" => break,
+            other => panic!("unexpected chunk {other:?}"),
+        }
+        at += 12 + len;
+    }
+    let (w, h) = size.expect("IHDR");
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
+    assert_eq!(raw.len(), h * (w + 1));
+    let mut pixels = Vec::with_capacity(w * h);
+    for row in raw.chunks_exact(w + 1) {
+        assert_eq!(row[0], 0, "filter type 0");
+        pixels.extend_from_slice(&row[1..]);
+    }
+    (w, h, pixels)
+}
+
+fn run_owned(args: &[String]) -> String {
+    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn json_of(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn trained_mlp_run_samples_exports_and_gives_finite_likelihood() {
+    let dir = TempDir::new("mlp-model");
+    let run_dir = dir.path("run");
+    run_ok(&["train", "--dataset", "two-moons", "--steps", "20", "--batch-size", "64", "--checkpoint-every", "10", "--out", s(&run_dir)]);
+    let sample = |model: &Path, out: &Path| {
+        run_ok(&["sample", "--model", s(model), "--sampler", "ddim", "--steps", "10", "--n", "16", "--seed", "5", "--out", s(out)]);
+    };
+    let a = dir.path("a.npy");
+    sample(&run_dir, &a);
+    let x = read_npy(&a).unwrap();
+    assert_eq!(x.shape, [16, 2]);
+    assert!(x.data.iter().all(|v| v.is_finite()));
+
+    // Export, then the export directory samples exactly what the run directory did.
+    let exp = dir.path("models/moons");
+    let out = run_ok(&["export", "--model", s(&run_dir), "--out", s(&exp), "--command", "native-cli train --dataset two-moons"]);
+    assert!(out.contains("moons"), "{out}");
+    let card = scorediff::export::ModelCard::from_json(&std::fs::read_to_string(exp.join("model.json")).unwrap()).unwrap();
+    assert_eq!((card.name.as_str(), card.dtype, card.steps_trained, card.shape.clone()), ("moons", scorediff::export::WeightsDType::F32, 20, vec![2]));
+    assert!(card.parameters > 0 && card.command.contains("two-moons"));
+    let b = dir.path("b.npy");
+    sample(&exp, &b);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "export and run dir sample alike");
+
+    // Re-exporting the same weights is fine; other (f16) weights need --force.
+    run_ok(&["export", "--model", s(&run_dir), "--out", s(&exp)]);
+    run_err(&["export", "--model", s(&run_dir), "--out", s(&exp), "--f16"], &[s(&exp), "different model", "--force"]);
+    let f32_len = std::fs::metadata(exp.join("weights.bpk")).unwrap().len();
+    run_ok(&["export", "--model", s(&run_dir), "--out", s(&exp), "--f16", "--force"]);
+    let f16_len = std::fs::metadata(exp.join("weights.bpk")).unwrap().len();
+    assert!((f16_len as f64) < 0.6 * f32_len as f64, "f16 {f16_len} vs f32 {f32_len} bytes");
+    let c = dir.path("c.npy");
+    sample(&exp, &c);
+    assert!(read_npy(&c).unwrap().data.iter().all(|v| v.is_finite()));
+
+    // Likelihood of the samples (exact divergence in 2-D, and Hutchinson).
+    for extra in [&[][..], &["--hutchinson", "gaussian"][..]] {
+        let mut args: Vec<String> = ["likelihood", "--model", s(&run_dir), "--data", s(&a), "--json"].map(String::from).to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let v = json_of(&run_owned(&args));
+        assert!(v["bits_per_dim"].as_f64().unwrap().is_finite(), "{v}");
+        assert_eq!(v["n"], 16);
+    }
+
+    // Bad input: one error line each.
+    run_err(&["sample", "--model", s(&run_dir), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("x.png"))], &["--out", "image model"]);
+    run_err(
+        &["sample", "--model", s(&run_dir), "--sampler", "ddim", "--n", "2", "--guidance", "1", "--out", s(&dir.path("x.npy"))],
+        &["--guidance", "not class-conditional"],
+    );
+    let mixture = write_mixture(&dir);
+    run_err(&["export", "--model", s(&mixture), "--out", s(&dir.path("m"))], &["mixture"]);
+    run_err(&["sample", "--model", s(&dir.0), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("x.npy"))], &["directory", "config.json", "model.json"]);
+}
+
+/// A tiny U-Net run on the MNIST test subset: base_channels 8, one level, a few steps.
+fn train_tiny_unet(dir: &TempDir) -> PathBuf {
+    let run_dir = dir.path("unet-run");
+    let config = dir.path("unet.json");
+    let v = serde_json::json!({
+        "format": 1, "dataset": "mnist",
+        "network": {
+            "kind": "unet", "in_channels": 1, "out_channels": null, "base_channels": 8, "channel_mult": [1],
+            "num_res_blocks": 1, "attention_resolutions": null, "dropout": 0.0, "groups": 4,
+            "time_embedding": {"kind": "sinusoidal", "scale": 1000.0}, "num_classes": null, "parameterization": "eps"
+        },
+        "sde": {"kind": "ddpm", "schedule": "linear", "levels": 1000},
+        "loss": {"kind": "ddpm-simple"},
+        "optim": {"lr": 1e-3, "warmup": 0},
+        "batch_size": 4, "steps": 3, "seed": 1, "checkpoint_every": 3
+    });
+    std::fs::write(&config, v.to_string()).unwrap();
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
+    run_ok(&["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)]);
+    run_dir
+}
+
+#[test]
+fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() {
+    let dir = TempDir::new("unet-model");
+    let run_dir = train_tiny_unet(&dir);
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
+
+    // PNG grid (6 samples: 3 x 2 tiles of 28 px with 2 px gaps) and trajectory strip.
+    let (grid, strip) = (dir.path("grid.png"), dir.path("traj.png"));
+    run_ok(&[
+        "sample", "--model", s(&run_dir), "--sampler", "ddim", "--steps", "5", "--n", "6", "--seed", "2", "--out", s(&grid),
+        "--trajectory", s(&strip), "--trajectory-rows", "2", "--trajectory-cols", "4",
+    ]);
+    let (w, h, px) = decode_gray_png(&std::fs::read(&grid).unwrap());
+    assert_eq!((w, h), (3 * 28 + 4 * 2, 2 * 28 + 3 * 2));
+    assert_eq!(px.len(), w * h);
+    let (w, h, _) = decode_gray_png(&std::fs::read(&strip).unwrap());
+    assert_eq!((w, h), (4 * 28 + 5 * 2, 2 * 28 + 3 * 2));
+
+    // .npy of shape [n, 1, 28, 28]; the same from the export directory with the same seed.
+    let sample_npy = |model: &Path, out: &Path| {
+        run_ok(&["sample", "--model", s(model), "--sampler", "ancestral", "--steps", "4", "--n", "3", "--batch", "2", "--seed", "7", "--out", s(out)]);
+    };
+    let a = dir.path("a.npy");
+    sample_npy(&run_dir, &a);
+    let bytes = std::fs::read(&a).unwrap();
+    assert!(String::from_utf8_lossy(&bytes[..128]).contains("'shape': (3, 1, 28, 28)"));
+    let x = read_npy(&a).unwrap();
+    assert_eq!(x.shape, [3, 784]);
+    assert!(x.data.iter().all(|v| v.is_finite()));
+    let exp = dir.path("mnist-export");
+    run_ok(&["export", "--model", s(&run_dir), "--out", s(&exp)]);
+    let b = dir.path("b.npy");
+    sample_npy(&exp, &b);
+    assert_eq!(bytes, std::fs::read(&b).unwrap(), "export and run dir sample alike");
+
+    // Bits/dim of dequantized test digits: finite and positive (the dequantized NLL bounds
+    // -log P(k) >= 0 from above).
+    let v = json_of(&run_ok(&[
+        "likelihood", "--model", s(&run_dir), "--data", "mnist-test", "--data-dir", s(&subset), "--n", "2", "--batch", "2",
+        "--hutchinson", "rademacher", "--rtol", "1e-3", "--atol", "1e-3", "--json",
+    ]));
+    let bpd = v["bits_per_dim"].as_f64().unwrap();
+    assert!(bpd.is_finite() && bpd > 0.0, "{v}");
+    assert_eq!(v["dequantization_offset_bits"], 7.0);
+    assert_eq!((v["n"].as_u64(), v["dim"].as_u64()), (Some(2), Some(784)));
+
+    // Bad input: guidance on an unconditional U-Net, corrupt weights, another format version.
+    run_err(
+        &["sample", "--model", s(&run_dir), "--sampler", "ddim", "--n", "2", "--guidance", "2", "--out", s(&dir.path("g.png"))],
+        &["--guidance", "not class-conditional", "num_classes"],
+    );
+    let weights = exp.join("weights.bpk");
+    let good = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &good[..good.len() / 2]).unwrap();
+    run_err(&["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))], &["weights.bpk"]);
+    std::fs::write(&weights, &good).unwrap();
+    let card = exp.join("model.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
+    v["format"] = 99.into();
+    std::fs::write(&card, v.to_string()).unwrap();
+    run_err(&["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))], &["model.json", "`format`", "expected version 1", "found 99"]);
+    assert!(!dir.path("c.npy").exists());
+}

@@ -38,3 +38,19 @@ pub fn sdes() -> Vec<(&'static str, SdeConfig)> {
 pub fn file(mixture: &GaussianMixture, sde: SdeConfig) -> MixtureFile {
     MixtureFile { sde, mixture: mixture.clone() }
 }
+
+/// `n` draws from the Gaussian with the mean and covariance of the 2-D `data` (Cholesky factor):
+/// the baseline a 2-D model must clearly beat (right first two moments, none of the shape).
+pub fn gaussian_fit(data: &[f64], n: usize, noise: &mut scorediff::noise::NoiseSource) -> Vec<f64> {
+    use scorediff::metrics::{covariance, mean};
+    let (mu, c) = (mean(data, 2), covariance(data, 2));
+    let l11 = c[0].sqrt();
+    let l21 = c[2] / l11;
+    let l22 = (c[3] - l21 * l21).sqrt();
+    (0..n)
+        .flat_map(|_| {
+            let (z1, z2) = (noise.normal_f64(), noise.normal_f64());
+            [mu[0] + l11 * z1, mu[1] + l21 * z1 + l22 * z2]
+        })
+        .collect()
+}

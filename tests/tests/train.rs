@@ -11,7 +11,8 @@
 use scorediff::burn::tensor::Device;
 use scorediff::data::Toy;
 use scorediff::eval::sample_model;
-use scorediff::metrics::{covariance, energy_distance, mean};
+use scorediff::metrics::energy_distance;
+use scorediff_tests::gaussian_fit;
 use scorediff::nn::{MlpConfig, NetworkConfig};
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::{SamplerConfig, SamplerKind};
@@ -19,20 +20,6 @@ use scorediff::train::{LossConfig, OptimConfig, Trainer};
 use scorediff::sde::SdeConfig;
 
 const N: usize = 1000;
-
-/// `n` draws from `N(mu, C)` (2-D) by the Cholesky factor of `C`.
-fn gaussian_fit(data: &[f64], n: usize, noise: &mut NoiseSource) -> Vec<f64> {
-    let (mu, c) = (mean(data, 2), covariance(data, 2));
-    let l11 = c[0].sqrt();
-    let l21 = c[2] / l11;
-    let l22 = (c[3] - l21 * l21).sqrt();
-    (0..n)
-        .flat_map(|_| {
-            let (z1, z2) = (noise.normal_f64(), noise.normal_f64());
-            [mu[0] + l11 * z1, mu[1] + l21 * z1 + l22 * z2]
-        })
-        .collect()
-}
 
 #[test]
 fn an_mlp_trained_on_8gaussians_samples_its_modes() {

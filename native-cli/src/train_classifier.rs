@@ -1,0 +1,88 @@
+//! `native-cli train-classifier`: train the small CNN classifier whose features `eval` measures
+//! the Frechet distance in, and write `DIR/classifier.json` (config, training settings, test
+//! accuracy, the command) and `DIR/classifier.bpk` (weights). The training itself is
+//! `scorediff::train::classifier`.
+
+use crate::progress_bar;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use scorediff::data::{DatasetKind, ImageDataset, Split};
+use scorediff::io::write_atomic;
+use scorediff::nn::{save_burnpack, ClassifierConfig};
+use scorediff::train::classifier::{accuracy, train_classifier, ClassifierCard, ClassifierTraining, CARD_FILE, WEIGHTS_FILE};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct TrainClassifierArgs {
+    /// The data set: mnist or fashion-mnist.
+    #[arg(long, value_name = "NAME", value_parser = DatasetKind::from_str)]
+    dataset: DatasetKind,
+    /// Output directory (created); classifier.json and classifier.bpk are replaced atomically.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Optimisation steps.
+    #[arg(long, value_name = "N", default_value_t = ClassifierTraining::default().steps)]
+    steps: usize,
+    /// Images per step.
+    #[arg(long, value_name = "B", default_value_t = ClassifierTraining::default().batch_size)]
+    batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, value_name = "LR", default_value_t = ClassifierTraining::default().optim.lr)]
+    lr: f64,
+    /// Seed of the weights and the data order.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Where MNIST / Fashion-MNIST idx files are (else the usual places; see scripts/fetch-data.sh).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Compute backend: flex (CPU).
+    #[arg(long, value_name = "NAME", default_value = "flex")]
+    backend: String,
+}
+
+/// The command line as typed, with the binary named `native-cli`.
+pub fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
+    format!("native-cli {}", args.join(" "))
+}
+
+pub fn train_classifier_cmd(args: &TrainClassifierArgs) -> Result<()> {
+    let device = crate::train::backend_device(&args.backend)?;
+    let mut training = ClassifierTraining { batch_size: args.batch_size, steps: args.steps, seed: args.seed, ..ClassifierTraining::default() };
+    training.optim.lr = args.lr;
+    training.validate().map_err(|e| anyhow!(e))?;
+    let train = ImageDataset::load(args.dataset, Split::Train, args.data_dir.as_deref())?;
+    let test = ImageDataset::load(args.dataset, Split::Test, args.data_dir.as_deref())?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating --out {}", args.out.display()))?;
+    if !args.out.is_dir() {
+        bail!("--out {}: not a directory", args.out.display());
+    }
+    let config = ClassifierConfig::new();
+    let bar = progress_bar("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})");
+    bar.set_length(training.steps as u64);
+    let started = Instant::now();
+    let net = train_classifier(&config, &training, &train, &device, |r| {
+        bar.set_position(r.step as u64);
+        bar.set_message(format!("step {} loss {:.4} ema {:.4}", r.step, r.loss, r.ema_loss));
+    })
+    .map_err(|e| anyhow!(e))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let test_accuracy = accuracy(&net, &test, 500, &device);
+    let card = ClassifierCard { dataset: args.dataset, config, training, test_accuracy, command: command_line() };
+    let weights = args.out.join(WEIGHTS_FILE);
+    save_burnpack(&net, &weights)?;
+    let card_path = args.out.join(CARD_FILE);
+    write_atomic(&card_path, card.to_json().as_bytes()).with_context(|| format!("writing {}", card_path.display()))?;
+    println!(
+        "{}: test accuracy {:.4} on {} images after {} steps ({seconds:.1} s) -> {}",
+        args.dataset,
+        test_accuracy,
+        test.n,
+        card.training.steps,
+        args.out.display()
+    );
+    Ok(())
+}

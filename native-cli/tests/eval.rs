@@ -1,0 +1,123 @@
+//! End-to-end tests of `native-cli eval` and `native-cli bench`: the Frechet distance of real
+//! images sits at the real-data floor and that of noise far above it; a mixture's exact samples
+//! get an energy distance inside the null distribution; `bench --json` has its fields.
+//!
+//! The image test uses the shipped classifier (`www/models/classifier-mnist`) and the MNIST
+//! subset in `tests/data/mnist-subset`, so it needs no download.
+
+use scorediff::data::{ImageDataset, Split};
+use scorediff::eval::{energy_null, target};
+use scorediff::io::write_npy_f32;
+use scorediff::mixture::MixtureFile;
+use scorediff::noise::NoiseSource;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("native-cli-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_native-cli")).args(args).output().expect("native-cli runs");
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn f(v: &serde_json::Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("no number `{key}` in {v}"))
+}
+
+#[test]
+fn real_images_sit_at_the_floor_and_noise_far_above() {
+    let subset = root().join("tests/data/mnist-subset");
+    let classifier = root().join("www/models/classifier-mnist");
+    let dir = temp("images");
+    // The subset's 100 real training digits (10 of each class) as "samples": real data, so their
+    // distance to the subset's 50 test digits is the floor's (50 training digits vs the same
+    // test digits) up to sampling noise.
+    let train = ImageDataset::load_dir(&subset, Split::Train).unwrap();
+    let idx: Vec<usize> = (0..train.n).collect();
+    let real = dir.join("real.npy");
+    write_npy_f32(&real, &train.batch(&idx), [idx.len(), 784]).unwrap();
+    let mut noise = NoiseSource::new(9);
+    let junk: Vec<f32> = (0..100 * 784).map(|_| (2.0 * noise.uniform() - 1.0) as f32).collect();
+    let noisy = dir.join("noise.npy");
+    write_npy_f32(&noisy, &junk, [100, 784]).unwrap();
+
+    let args = |samples: &Path| {
+        let v = vec!["eval", "--samples", samples.to_str().unwrap(), "--dataset", "mnist", "--n", "100", "--json"];
+        v.into_iter().map(String::from).chain(["--data-dir".into(), subset.display().to_string(), "--classifier".into(), classifier.display().to_string()]).collect::<Vec<_>>()
+    };
+    let real_args = args(&real);
+    let r = run_json(&real_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let noise_args = args(&noisy);
+    let z = run_json(&noise_args.iter().map(String::as_str).collect::<Vec<_>>());
+    println!("real: {r}\nnoise: {z}");
+    let (fd, floor, fd_noise) = (f(&r, "frechet_distance"), f(&r, "frechet_distance_floor"), f(&z, "frechet_distance"));
+    // Real digits vs test digits is the floor's own comparison (training vs test digits); with
+    // 100 samples instead of the floor's 50 the estimate's positive bias is, if anything, smaller.
+    assert!(floor > 0.0 && fd < 2.0 * floor, "real {fd} vs floor {floor}");
+    // At n = 50 in 128 dimensions the floor is mostly the estimator's bias (about Tr(S) dim / n),
+    // so uniform noise is "only" several times above it; it also collapses onto one or two
+    // classes (entropy far below log2 10).
+    assert!(fd_noise > 5.0 * floor, "noise {fd_noise} vs floor {floor}");
+    assert!(f(&z, "class_entropy_bits") < 1.0, "{z}");
+    // A good classifier is confident on real digits and they cover the ten classes evenly
+    // (10 of each: entropy log2 10 = 3.32 if all are classified right, 3.30 with one mistake).
+    assert!(f(&r, "confidence") > 0.9, "{r}");
+    assert!(f(&r, "class_entropy_bits") > 3.2 && f(&r, "class_entropy_bits") <= 10f64.log2() + 1e-12, "{r}");
+    assert!(f(&z, "confidence") < f(&r, "confidence"), "{z}");
+    assert_eq!(r["n"], 100);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn exact_mixture_samples_have_a_null_energy_distance() {
+    let model = root().join("examples/mixture-2d.json");
+    let file = MixtureFile::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let p0 = target(&file).unwrap();
+    let n = 400;
+    let dir = temp("mixture");
+    // Exact samples of p_0 from an independent stream, and the same shifted by 0.5.
+    let exact: Vec<f64> = p0.sample(n, &mut NoiseSource::new(77));
+    let shifted: Vec<f32> = exact.iter().map(|&v| v as f32 + 0.5).collect();
+    let (a, b) = (dir.join("exact.npy"), dir.join("shifted.npy"));
+    write_npy_f32(&a, &exact.iter().map(|&v| v as f32).collect::<Vec<_>>(), [n, 2]).unwrap();
+    write_npy_f32(&b, &shifted, [n, 2]).unwrap();
+    let m = model.to_str().unwrap();
+    let e = run_json(&["eval", "--model", m, "--samples", a.to_str().unwrap(), "--n", "400", "--json"]);
+    let s = run_json(&["eval", "--model", m, "--samples", b.to_str().unwrap(), "--n", "400", "--json"]);
+    // The null distribution of the energy distance at this n (200 pairs of exact samples).
+    let null = energy_null(&p0, n, 200, &mut NoiseSource::new(5));
+    let q99 = null[(0.99 * null.len() as f64) as usize];
+    println!("exact {e}\nshifted {s}\nnull 99% {q99}");
+    assert!(f(&e, "energy_distance") < q99, "{e}");
+    assert!(f(&e, "energy_distance_floor") < q99, "{e}");
+    assert!(f(&s, "energy_distance") > 5.0 * q99, "{s}");
+    assert!(f(&s, "mmd2") > 10.0 * f(&e, "mmd2").abs().max(1e-4), "{s} vs {e}");
+    // Sampling the mixture's exact score: DDIM with 100 steps is close to exact.
+    let d = run_json(&["eval", "--model", m, "--sampler", "ddim", "--steps", "100", "--n", "400", "--json"]);
+    assert_eq!(d["sampling"]["nfe"], 100);
+    assert!(f(&d, "energy_distance") < 2.0 * q99, "{d}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bench_json_has_its_fields() {
+    let v = run_json(&["bench", "--json", "--batches", "1,2", "--repeats", "1"]);
+    assert!(v["parameters"].as_u64().unwrap() > 1_000_000, "{v}");
+    let t = v["timings"].as_array().unwrap();
+    assert_eq!(t.len(), 2);
+    for (row, b) in t.iter().zip([1, 2]) {
+        assert_eq!(row["batch"], b);
+        assert!(f(row, "train_step_s") > 0.0 && f(row, "nfe_s") > 0.0, "{row}");
+    }
+    assert!(f(&v, "peak_rss_mib") > 1.0, "{v}");
+}
