@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The browser tests: the web crate's wasm-bindgen tests in headless Chromium (Flex in wasm and
+# WebGPU against the native reference numbers), then the end-to-end test of the page
+# (tests/e2e). Installs what is missing: chromium and chromium-driver (apt-get), wasm-pack
+# (cargo install --locked), the wasm32 target, and the e2e's pinned node packages (npm ci).
+#   scripts/browser-tests.sh            both
+#   scripts/browser-tests.sh --unit     the wasm-bindgen tests only
+#   scripts/browser-tests.sh --e2e      the end-to-end test only (builds www/pkg first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update
+  $sudo apt-get install -y chromium chromium-driver
+fi
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+command -v wasm-pack >/dev/null || cargo install wasm-pack --locked
+. scripts/wasm-env.sh
+
+if [[ $what == all || $what == --unit ]]; then
+  # The native reference first: it checks (or writes) web/tests/fixtures/reference.json.
+  cargo test --locked -p scorediff-web --test reference
+  # webdriver.json (in web/) starts Chromium with --enable-unsafe-webgpu; a software adapter
+  # (SwiftShader) takes seconds per U-Net evaluation, hence the timeout.
+  (cd web && WASM_BINDGEN_TEST_TIMEOUT=600 \
+    wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release -- --locked --test browser)
+fi
+if [[ $what == all || $what == --e2e ]]; then
+  ./run.sh --no-serve
+  command -v node >/dev/null || { echo "error: node not found (apt-get install nodejs npm)"; exit 1; }
+  (cd tests/e2e && npm ci --no-audit --no-fund && node e2e.mjs)
+fi

@@ -1,0 +1,570 @@
+//! The platform-independent half of the bindings: models, sampling runs and the 2-D lab over
+//! the core, on whichever [`Device`] the caller gives. No maths here: every formula is the
+//! core's; this file only parses requests, holds state between calls and counts work.
+//!
+//! The browser forbids synchronous reads of GPU memory (burn's WebGPU backend panics on
+//! `into_data()` in wasm; only `into_data_async().await` works). A few core routines read a
+//! scalar back in the middle of a step: the adaptive step size of RK45 (`ode-rk45`), the
+//! Langevin corrector's gradient norms (`pc`, `ald`), the angle of `slerp` and the training
+//! loop's non-finite-loss check. Those runs go to Flex on the CPU even when the page chose
+//! WebGPU, and say so ([`Run::backend`]); every other sampler runs on the chosen device.
+
+use scorediff::burn::module::Module;
+use scorediff::burn::tensor::{Device, Tensor, TensorData};
+use scorediff::data::toy::Toy;
+use scorediff::export::{LoadedNet, ModelCard};
+use scorediff::mixture::{MixtureFile, MixtureScore};
+use scorediff::model::{ScoreFn, ScoreModel};
+use scorediff::nn::{Guided, Mlp, MlpConfig, UNet};
+use scorediff::noise::NoiseSource;
+use scorediff::sampler::{slerp, Inpainting, SamplerConfig, SamplerKind, Sampling, Step};
+use scorediff::sde::{Sde, SdeConfig};
+use scorediff::train::{LossConfig, OptimConfig, Trainer};
+use serde::{Deserialize, Serialize};
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+/// Which backend a device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// burn's wgpu backend on the browser's WebGPU.
+    WebGpu,
+    /// burn's Flex on the CPU (wasm in the browser, native in tests).
+    Flex,
+}
+
+impl Backend {
+    /// The name shown on the page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebGpu => "webgpu",
+            Self::Flex => "flex",
+        }
+    }
+}
+
+/// A device and what it is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The device tensors are created on.
+    pub device: Device,
+    /// Its backend.
+    pub backend: Backend,
+}
+
+impl Target {
+    /// Flex on the CPU.
+    pub fn flex() -> Self {
+        Self { device: Device::flex(), backend: Backend::Flex }
+    }
+}
+
+/// Whether a sampler reads a value back in the middle of a step (see the module docs).
+pub fn reads_back(kind: SamplerKind) -> bool {
+    matches!(kind, SamplerKind::OdeRk45 | SamplerKind::Pc | SamplerKind::Ald)
+}
+
+/// What the page asks of an image model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageRequest {
+    /// The sampler and its options (`{"kind": "ddim", "steps": 50, "eta": 0}`).
+    pub sampler: SamplerConfig,
+    /// Seed of the prior draw and of every step's noise.
+    pub seed: u64,
+    /// Number of images, 1 to 64.
+    pub batch: usize,
+    /// Class label for a class-conditional model (`None`: unconditional / null label).
+    pub label: Option<usize>,
+    /// Classifier-free guidance weight `w` (class-conditional models only).
+    pub guidance: f64,
+}
+
+impl Default for ImageRequest {
+    fn default() -> Self {
+        Self { sampler: SamplerConfig::new(SamplerKind::Ddim, 50), seed: 0, batch: 16, label: None, guidance: 0.0 }
+    }
+}
+
+/// The largest batch the page may ask for.
+pub const MAX_BATCH: usize = 64;
+
+fn parse<T: for<'de> Deserialize<'de>>(what: &str, json: &str) -> Result<T, String> {
+    serde_json::from_str(json).map_err(|e| format!("{what}: {e}"))
+}
+
+/// Gives a sampler config without a `spacing` the sampler's own default (log-SNR for
+/// DPM-Solver++, as on the command line) instead of serde's uniform one.
+fn default_spacing(config: &mut SamplerConfig, value: Option<&serde_json::Value>) {
+    if value.and_then(|v| v.get("spacing")).is_none() {
+        config.spacing = scorediff::sampler::Spacing::default_for(config.kind);
+    }
+}
+
+/// Parses and checks a sampler config (`{"kind": "ddim", "steps": 50, ...}`).
+pub fn parse_sampler(json: &str) -> Result<SamplerConfig, String> {
+    let value: serde_json::Value = parse("sampler", json)?;
+    let mut config: SamplerConfig = serde_json::from_value(value.clone()).map_err(|e| format!("sampler: {e}"))?;
+    default_spacing(&mut config, Some(&value));
+    config.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
+    Ok(config)
+}
+
+/// Parses and checks a request.
+pub fn parse_image_request(json: &str) -> Result<ImageRequest, String> {
+    let value: serde_json::Value = parse("sampling request", json)?;
+    let mut r: ImageRequest = serde_json::from_value(value.clone()).map_err(|e| format!("sampling request: {e}"))?;
+    default_spacing(&mut r.sampler, value.get("sampler"));
+    r.sampler.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
+    if !(1..=MAX_BATCH).contains(&r.batch) {
+        return Err(format!("batch: expected 1 to {MAX_BATCH} images, found {}", r.batch));
+    }
+    if !r.guidance.is_finite() || r.guidance < 0.0 {
+        return Err(format!("guidance: expected a finite weight >= 0, found {}", r.guidance));
+    }
+    Ok(r)
+}
+
+/// An exported image model (U-Net) on the chosen device, with a Flex copy made on demand for
+/// the samplers that read back.
+pub struct ImageModel {
+    /// The model card.
+    pub card: ModelCard,
+    net: UNet,
+    flex_net: OnceCell<UNet>,
+    weights: Vec<u8>,
+    sde: Box<dyn Sde>,
+    target: Target,
+}
+
+impl ImageModel {
+    /// Loads `model.json`'s text and the weights' bytes onto `target`.
+    pub fn load(model_json: &str, weights: Vec<u8>, target: Target) -> Result<Self, String> {
+        let card = ModelCard::from_json(model_json).map_err(|e| e.to_string())?;
+        let sde = card.sde().map_err(|e| e.to_string())?;
+        match card.load_net(weights.clone(), &target.device).map_err(|e| e.to_string())? {
+            LoadedNet::Image(net) => Ok(Self { card, net, flex_net: OnceCell::new(), weights, sde, target }),
+            LoadedNet::Point(_) => Err(format!("model.json: `{}` is a 2-D model (an MLP); open it in the 2-D lab", card.name)),
+        }
+    }
+
+    /// The network on `backend`'s device (loading the Flex copy the first time).
+    fn net(&self, backend: Backend) -> Result<&UNet, String> {
+        if backend == self.target.backend {
+            return Ok(&self.net);
+        }
+        if self.flex_net.get().is_none() {
+            let net = match self.card.load_net(self.weights.clone(), &Device::flex()).map_err(|e| e.to_string())? {
+                LoadedNet::Image(n) => n,
+                LoadedNet::Point(_) => unreachable!("the card was checked at load"),
+            };
+            let _ = self.flex_net.set(net);
+        }
+        Ok(self.flex_net.get().expect("just set"))
+    }
+
+    /// Shape of one image `[c, h, w]`.
+    pub fn image_shape(&self) -> [usize; 3] {
+        [self.card.shape[0], self.card.shape[1], self.card.shape[2]]
+    }
+
+    /// The number of classes of a class-conditional model.
+    pub fn num_classes(&self) -> Option<usize> {
+        self.net.config().num_classes
+    }
+
+    /// A summary for the page.
+    pub fn info(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.card.name,
+            "dataset": self.card.dataset.name(),
+            "shape": self.card.shape,
+            "parameters": self.net.num_params(),
+            "steps_trained": self.card.steps_trained,
+            "num_classes": self.num_classes(),
+            "sde": self.card.sde,
+            "backend": self.target.backend.name(),
+        })
+    }
+
+    fn check_label(&self, r: &ImageRequest) -> Result<(), String> {
+        match (r.label, self.num_classes()) {
+            (Some(_), None) => Err(format!("label: `{}` is unconditional; leave the class empty", self.card.name)),
+            (Some(l), Some(n)) if l >= n => Err(format!("label: expected a class in 0..{n}, found {l}")),
+            (None, _) if r.guidance != 0.0 => Err("guidance: choose a class to guide towards".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn backend_for(&self, kind: SamplerKind) -> Backend {
+        if reads_back(kind) { Backend::Flex } else { self.target.backend }
+    }
+
+    fn device(&self, backend: Backend) -> Device {
+        if backend == self.target.backend { self.target.device.clone() } else { Device::flex() }
+    }
+
+    /// Starts sampling from the prior.
+    pub fn sample(self: &Rc<Self>, r: &ImageRequest) -> Result<Run, String> {
+        self.check_label(r)?;
+        let backend = self.backend_for(r.sampler.kind);
+        self.net(backend)?;
+        let device = self.device(backend);
+        let [c, h, w] = self.image_shape();
+        let mut noise = NoiseSource::new(r.seed);
+        let state = Sampling::new(&r.sampler, self.sde.as_ref(), [r.batch, c, h, w], &mut noise, &device);
+        Ok(Run::image(self.clone(), r, backend, ImageState::Sampling(state), noise))
+    }
+
+    /// Starts sampling from latents on the great circle between the prior draws of two seeds:
+    /// image `i` starts from `slerp(z_a, z_b, alphas[i])` (DDIM, section 5.3). A deterministic
+    /// sampler (DDIM with `eta = 0`, an ODE solver) then maps the path of latents to a smooth
+    /// path of images. `r.seed` seeds the sampler's own noise, if any.
+    pub fn interpolate(self: &Rc<Self>, r: &ImageRequest, seed_a: u64, seed_b: u64, alphas: &[f64]) -> Result<Run, String> {
+        self.check_label(r)?;
+        if alphas.is_empty() || alphas.len() > MAX_BATCH || alphas.iter().any(|a| !(0.0..=1.0).contains(a)) {
+            return Err(format!("alphas: expected 1 to {MAX_BATCH} numbers in [0, 1], found {alphas:?}"));
+        }
+        let backend = self.backend_for(r.sampler.kind);
+        self.net(backend)?;
+        let device = self.device(backend);
+        let [c, h, w] = self.image_shape();
+        // slerp reads the angle back: computed on Flex, then uploaded.
+        let flex = Device::flex();
+        let prior = |seed| scorediff::sampler::prior_sample(self.sde.as_ref(), [1, c, h, w], &mut NoiseSource::new(seed), &flex);
+        let (za, zb) = (prior(seed_a), prior(seed_b));
+        let mut values = Vec::with_capacity(alphas.len() * c * h * w);
+        for &a in alphas {
+            let z = slerp(za.clone(), zb.clone(), a);
+            values.extend(z.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
+        }
+        let z = Tensor::<4>::from_data(TensorData::new(values, [alphas.len(), c, h, w]), &device);
+        let state = Sampling::from_state(&r.sampler, self.sde.as_ref(), z);
+        let r = ImageRequest { batch: alphas.len(), ..r.clone() };
+        Ok(Run::image(self.clone(), &r, backend, ImageState::Sampling(state), NoiseSource::new(r.seed)))
+    }
+
+    /// Starts inpainting `r.batch` copies of one image `y` (`[c, h, w]` values in `[-1, 1]`)
+    /// where `mask` (same length, 1 = keep, 0 = fill) says which pixels are known.
+    pub fn inpaint(self: &Rc<Self>, r: &ImageRequest, y: &[f32], mask: &[f32]) -> Result<Run, String> {
+        self.check_label(r)?;
+        let [c, h, w] = self.image_shape();
+        let n = c * h * w;
+        if y.len() != n || mask.len() != n {
+            return Err(format!("image and mask: expected {n} values each ({c}x{h}x{w}), found {} and {}", y.len(), mask.len()));
+        }
+        let backend = self.backend_for(r.sampler.kind);
+        self.net(backend)?;
+        let device = self.device(backend);
+        let rep = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.repeat(r.batch), [r.batch, c, h, w]), &device);
+        let mut noise = NoiseSource::new(r.seed);
+        let state = Inpainting::new(&r.sampler, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)?;
+        Ok(Run::image(self.clone(), r, backend, ImageState::Inpainting(state), noise))
+    }
+}
+
+/// A 2-D score model: an exported or live-trained MLP, or an analytic mixture. 2-D work runs on
+/// Flex (batches of a few thousand points: a GPU round trip costs more than the arithmetic).
+pub enum PointModel {
+    /// A trained MLP and its SDE.
+    Mlp {
+        /// The network (no autodiff).
+        net: Mlp,
+        /// Its SDE.
+        sde: Box<dyn Sde>,
+    },
+    /// The exact score of a Gaussian mixture.
+    Mixture(MixtureScore),
+}
+
+impl PointModel {
+    /// Loads an exported 2-D model (`model.json` + weights).
+    pub fn load(model_json: &str, weights: Vec<u8>) -> Result<Self, String> {
+        let card = ModelCard::from_json(model_json).map_err(|e| e.to_string())?;
+        let sde = card.sde().map_err(|e| e.to_string())?;
+        match card.load_net(weights, &Device::flex()).map_err(|e| e.to_string())? {
+            LoadedNet::Point(net) if net.config().dim == 2 => Ok(Self::Mlp { net, sde }),
+            LoadedNet::Point(net) => Err(format!("model.json: expected a 2-D model, found dim {}", net.config().dim)),
+            LoadedNet::Image(_) => Err(format!("model.json: `{}` is an image model; open it in the image panel", card.name)),
+        }
+    }
+
+    /// The analytic mixture of a mixture file (`examples/*.json`).
+    pub fn mixture(json: &str) -> Result<Self, String> {
+        let file = MixtureFile::from_json(json).map_err(|e| format!("mixture file: {e}"))?;
+        if file.mixture.dim() != 2 {
+            return Err(format!("mixture file: expected 2-D means, found dimension {}", file.mixture.dim()));
+        }
+        Ok(Self::Mixture(file.model(&Device::flex()).map_err(|e| format!("mixture file: {e}"))?))
+    }
+
+    fn parts(&self) -> (&dyn ScoreModel<2>, &dyn Sde) {
+        match self {
+            Self::Mlp { net, sde } => (net, sde.as_ref()),
+            Self::Mixture(m) => (m, m.sde.as_ref()),
+        }
+    }
+
+    /// The SDE.
+    pub fn sde(&self) -> &dyn Sde {
+        self.parts().1
+    }
+
+    /// The score at time `t` of the points `xy` (`[x0, y0, x1, y1, ...]`), as the same layout.
+    pub fn field(&self, t: f64, xy: &[f32]) -> Result<Tensor<2>, String> {
+        let sde = self.sde();
+        if !(t.is_finite() && t > 0.0 && t <= sde.t_max()) {
+            return Err(format!("t: expected a time in (0, {}], found {t}", sde.t_max()));
+        }
+        if xy.len() % 2 != 0 || xy.is_empty() {
+            return Err(format!("points: expected pairs (x, y), found {} numbers", xy.len()));
+        }
+        let x = Tensor::<2>::from_data(TensorData::new(xy.to_vec(), [xy.len() / 2, 2]), &Device::flex());
+        let (model, sde) = self.parts();
+        Ok(ScoreFn::new(model, sde).score(x, t.max(sde.t_min())))
+    }
+
+    /// Starts sampling `n` particles (their trajectories are the run's states).
+    pub fn sample(self: &Rc<Self>, sampler: &SamplerConfig, n: usize, seed: u64) -> Result<Run, String> {
+        sampler.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
+        if !(1..=20_000).contains(&n) {
+            return Err(format!("particles: expected 1 to 20000, found {n}"));
+        }
+        let mut noise = NoiseSource::new(seed);
+        let state = Sampling::new(sampler, self.sde(), [n, 2], &mut noise, &Device::flex());
+        Ok(Run { state: RunState::Point(self.clone(), state), noise, nfe: 0, backend: Backend::Flex })
+    }
+}
+
+/// The state of an image run.
+pub enum ImageState {
+    /// Plain sampling.
+    Sampling(Sampling<4>),
+    /// Projection inpainting.
+    Inpainting(Inpainting<4>),
+}
+
+enum RunState {
+    Image { model: Rc<ImageModel>, state: ImageState, labels: Option<Vec<usize>>, guidance: f64 },
+    Point(Rc<PointModel>, Sampling<2>),
+}
+
+/// A sampling run that advances one step per call, so the worker can post intermediate states
+/// and stop between steps.
+pub struct Run {
+    state: RunState,
+    noise: NoiseSource,
+    nfe: usize,
+    backend: Backend,
+}
+
+impl Run {
+    fn image(model: Rc<ImageModel>, r: &ImageRequest, backend: Backend, state: ImageState, noise: NoiseSource) -> Self {
+        let labels = r.label.map(|l| vec![l]);
+        Self { state: RunState::Image { model, state, labels, guidance: r.guidance }, noise, nfe: 0, backend }
+    }
+
+    /// Takes one step; `Ok(false)` once finished.
+    pub fn step(&mut self) -> Result<bool, String> {
+        let backend = self.backend;
+        match &mut self.state {
+            RunState::Image { model, state, labels, guidance } => {
+                let net = model.net(backend)?;
+                let guided;
+                let m: &dyn ScoreModel<4> = match labels {
+                    Some(l) => {
+                        guided = Guided::new(net, l.clone(), *guidance).map_err(|e| e.to_string())?;
+                        &guided
+                    }
+                    None => net,
+                };
+                let f = ScoreFn::new(m, model.sde.as_ref());
+                let more = match state {
+                    ImageState::Sampling(s) => s.next(&f, &mut self.noise),
+                    ImageState::Inpainting(s) => s.next(&f, &mut self.noise),
+                };
+                self.nfe += f.nfe();
+                Ok(more)
+            }
+            RunState::Point(model, s) => {
+                let (m, sde) = model.parts();
+                let f = ScoreFn::new(m, sde);
+                let more = s.next(&f, &mut self.noise);
+                self.nfe += f.nfe();
+                Ok(more)
+            }
+        }
+    }
+
+    /// `(steps taken, steps in all)`.
+    pub fn progress(&self) -> (usize, usize) {
+        match &self.state {
+            RunState::Image { state: ImageState::Sampling(s), .. } => s.progress(),
+            RunState::Image { state: ImageState::Inpainting(s), .. } => s.progress(),
+            RunState::Point(_, s) => s.progress(),
+        }
+    }
+
+    /// Whether the run has finished.
+    pub fn is_done(&self) -> bool {
+        match &self.state {
+            RunState::Image { state: ImageState::Sampling(s), .. } => s.is_done(),
+            RunState::Image { state: ImageState::Inpainting(s), .. } => s.is_done(),
+            RunState::Point(_, s) => s.is_done(),
+        }
+    }
+
+    /// Score-network evaluations so far (a guided evaluation counts once: one batched call).
+    pub fn nfe(&self) -> usize {
+        self.nfe
+    }
+
+    /// The backend the run computes on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The current state's noise-free mean, flattened (`[batch, c, h, w]` or `[n, 2]`).
+    pub fn state_tensor(&self) -> Tensor<1> {
+        fn flat<const D: usize>(s: &Step<D>) -> Tensor<1> {
+            let n = s.x_mean.shape().num_elements();
+            s.x_mean.clone().reshape([n])
+        }
+        match &self.state {
+            RunState::Image { state: ImageState::Sampling(s), .. } => flat(s.state()),
+            RunState::Image { state: ImageState::Inpainting(s), .. } => flat(s.state()),
+            RunState::Point(_, s) => flat(s.state()),
+        }
+    }
+
+    /// The state's shape.
+    pub fn shape(&self) -> Vec<usize> {
+        match &self.state {
+            RunState::Image { state: ImageState::Sampling(s), .. } => s.state().x.dims().to_vec(),
+            RunState::Image { state: ImageState::Inpainting(s), .. } => s.state().x.dims().to_vec(),
+            RunState::Point(_, s) => s.state().x.dims().to_vec(),
+        }
+    }
+}
+
+/// Settings of the live 2-D training.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabRequest {
+    /// The toy distribution (`two-moons`, ...).
+    pub toy: String,
+    /// Seed of the data stream, the loss noise and the weights' initialisation.
+    pub seed: u64,
+    /// Width of the MLP's hidden layers.
+    pub hidden: usize,
+    /// Residual hidden layers.
+    pub layers: usize,
+    /// Points per step.
+    pub batch: usize,
+    /// The forward SDE.
+    pub sde: SdeConfig,
+    /// Learning rate (with a 100-step warm-up).
+    pub lr: f64,
+}
+
+impl Default for LabRequest {
+    fn default() -> Self {
+        Self { toy: "two-moons".into(), seed: 0, hidden: 128, layers: 3, batch: 256, sde: SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }, lr: 1e-3 }
+    }
+}
+
+/// A small MLP trained live on a toy with the core's [`Trainer`] (continuous DSM, AdamW, EMA)
+/// on Flex's autodiff device.
+pub struct Lab {
+    trainer: Trainer<Mlp, 2>,
+    toy: Toy,
+    batch: usize,
+    sde: SdeConfig,
+}
+
+impl Lab {
+    /// A fresh MLP for `r.toy`.
+    pub fn new(json: &str) -> Result<Self, String> {
+        let r: LabRequest = parse("lab settings", json)?;
+        let toy: Toy = r.toy.parse()?;
+        if !(1..=4096).contains(&r.batch) {
+            return Err(format!("batch: expected 1 to 4096 points, found {}", r.batch));
+        }
+        let config = MlpConfig::new().with_hidden(r.hidden).with_layers(r.layers);
+        config.validate().map_err(|e| e.to_string())?;
+        let device = Device::flex().autodiff();
+        device.seed(r.seed);
+        let model = config.init(&device);
+        let opt = OptimConfig { lr: r.lr, warmup: 100, ..OptimConfig::default() };
+        let trainer = Trainer::new(model, r.sde.clone(), LossConfig::default(), opt, r.seed)?;
+        Ok(Self { trainer, toy, batch: r.batch, sde: r.sde })
+    }
+
+    /// `steps` optimisation steps; returns their losses.
+    pub fn train(&mut self, steps: usize) -> Result<Vec<f64>, String> {
+        let (toy, n) = (self.toy, self.batch);
+        let device = Device::flex().autodiff();
+        (0..steps)
+            .map(|_| {
+                let report = self.trainer.train_step(|noise| toy.sample_tensor(n, noise, &device)).map_err(|e| e.to_string())?;
+                Ok(report.loss)
+            })
+            .collect()
+    }
+
+    /// Steps trained so far.
+    pub fn steps(&self) -> usize {
+        self.trainer.step()
+    }
+
+    /// The current EMA weights as a [`PointModel`] (for arrows and sampling).
+    pub fn snapshot(&self, ema: bool) -> Result<PointModel, String> {
+        let net = if ema { self.trainer.ema.clone() } else { self.trainer.model.valid() };
+        Ok(PointModel::Mlp { net, sde: self.sde.build().map_err(|e| e.to_string())? })
+    }
+}
+
+/// `n` points of a toy distribution, `[x0, y0, x1, y1, ...]`.
+pub fn toy_samples(toy: &str, n: usize, seed: u64) -> Result<Vec<f32>, String> {
+    let toy: Toy = toy.parse()?;
+    if !(1..=100_000).contains(&n) {
+        return Err(format!("n: expected 1 to 100000 points, found {n}"));
+    }
+    Ok(toy.sample(n, &mut NoiseSource::new(seed)).into_iter().map(|v| v as f32).collect())
+}
+
+/// Reads a tensor on a device where synchronous reads are allowed (Flex, native tests).
+pub fn read_sync(t: Tensor<1>) -> Result<Vec<f32>, String> {
+    t.into_data().try_to_vec::<f32>().map_err(|e| format!("reading a tensor: {e:?}"))
+}
+
+/// An MNIST classifier (`core::nn::Classifier`) on Flex: the end-to-end test's judge of whether
+/// generated images look like digits (its confidence on them).
+pub struct ImageClassifier {
+    net: scorediff::nn::Classifier,
+}
+
+impl ImageClassifier {
+    /// Loads the classifier's config (its JSON) and Burnpack weights.
+    pub fn load(config_json: &str, weights: Vec<u8>) -> Result<Self, String> {
+        let config: scorediff::nn::ClassifierConfig = parse("classifier config", config_json)?;
+        let net = scorediff::nn::load_burnpack_bytes(&config, weights, "classifier weights", &Device::flex()).map_err(|e| e.to_string())?;
+        Ok(Self { net })
+    }
+
+    /// Class probabilities (softmax of the logits) of `pixels` (`[n, c, h, w]` in `[-1, 1]`).
+    ///
+    /// # Shapes
+    /// Returns `[n, classes]`.
+    pub fn probabilities(&self, pixels: &[f32]) -> Result<Tensor<2>, String> {
+        let c = self.net.config();
+        let per = c.in_channels * c.image_size * c.image_size;
+        if pixels.is_empty() || pixels.len() % per != 0 {
+            return Err(format!("pixels: expected a multiple of {per} values, found {}", pixels.len()));
+        }
+        let n = pixels.len() / per;
+        let x = Tensor::<4>::from_data(TensorData::new(pixels.to_vec(), [n, c.in_channels, c.image_size, c.image_size]), &Device::flex());
+        Ok(scorediff::burn::tensor::activation::softmax(self.net.forward(x, None), 1))
+    }
+}

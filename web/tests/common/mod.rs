@@ -1,0 +1,48 @@
+//! What the native reference test (`reference.rs`) and the browser test (`browser.rs`) both
+//! run: the same requests on the same fixture model with the same seeds, so the only difference
+//! between their numbers is the backend's floating-point arithmetic.
+#![allow(dead_code)]
+
+use scorediff_web::engine::{parse_image_request, ImageRequest};
+
+/// The fixture: a randomly initialised, class-conditional tiny U-Net exported as
+/// `model.json` + `weights.bpk` (written by `reference.rs` when missing).
+pub const FIXTURE: &str = "tests/fixtures/tiny-unet";
+/// The reference numbers computed natively by `cargo test -p scorediff-web`.
+pub const REFERENCE: &str = "tests/fixtures/reference.json";
+
+/// `(name, request)`: deterministic and stochastic samplers, one with guidance; few steps
+/// (a software WebGPU takes seconds per evaluation).
+pub fn image_cases() -> Vec<(&'static str, ImageRequest)> {
+    let case = |json: &str| parse_image_request(json).expect("a valid request");
+    vec![
+        ("ddim-3", case(r#"{"sampler": {"kind": "ddim", "steps": 3}, "seed": 3, "batch": 2}"#)),
+        ("ancestral-2-guided", case(r#"{"sampler": {"kind": "ancestral", "steps": 2}, "seed": 5, "batch": 2, "label": 1, "guidance": 1.5}"#)),
+        ("dpm-solver2m-2", case(r#"{"sampler": {"kind": "dpm-solver2m", "steps": 2}, "seed": 7, "batch": 1}"#)),
+    ]
+}
+
+/// The lab's first losses (Flex with autodiff: same code natively and in wasm).
+pub const LAB_SETTINGS: &str = r#"{"toy": "two-moons", "seed": 1, "hidden": 32, "layers": 2, "batch": 128}"#;
+/// Steps of lab training compared.
+pub const LAB_STEPS: usize = 5;
+/// The mixture whose exact score is compared (on the grid below at `t = 0.3`).
+pub const MIXTURE: &str = include_str!("../../../examples/mixture-2d.json");
+
+/// An 11 x 11 grid on `[-3, 3]^2`, `[x0, y0, x1, y1, ...]`.
+pub fn grid() -> Vec<f32> {
+    let mut xy = Vec::new();
+    for j in 0..11 {
+        for i in 0..11 {
+            xy.push(-3.0 + 0.6 * i as f32);
+            xy.push(-3.0 + 0.6 * j as f32);
+        }
+    }
+    xy
+}
+
+/// The largest `|a - b| / (1 + |b|)`.
+pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f32::max)
+}

@@ -1,0 +1,95 @@
+//! The native reference for the browser test: runs the shared cases (`common`) on native Flex
+//! and checks them against `tests/fixtures/reference.json`, which `browser.rs` compares Flex in
+//! wasm and WebGPU against. The fixture model and the reference are written when missing (or
+//! with `SCOREDIFF_BLESS=1`); otherwise a change in the numbers fails here first.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use common::*;
+use scorediff::burn::tensor::Device;
+use scorediff::data::mnist::DatasetKind;
+use scorediff::export::{burnpack_bytes_as, ModelCard, WeightsDType, FORMAT_VERSION};
+use scorediff::nn::UNetConfig;
+use scorediff::sde::{ScheduleKind, SdeConfig};
+use scorediff::train::{Dataset, Network};
+use scorediff_web::engine::{read_sync, ImageModel, Lab, PointModel, Target};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+fn write_fixture(dir: &Path) {
+    let config = UNetConfig::new()
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_num_res_blocks(1)
+        .with_groups(4)
+        .with_dropout(0.0)
+        .with_num_classes(Some(2));
+    let device = Device::flex();
+    device.seed(42);
+    let net = config.init(&device);
+    let card = ModelCard {
+        format: FORMAT_VERSION,
+        name: "tiny-unet".into(),
+        dataset: Dataset::Image(DatasetKind::Mnist),
+        network: Network::Unet(config),
+        sde: SdeConfig::Ddpm { schedule: ScheduleKind::Linear, levels: 1000 },
+        weights: "weights.bpk".into(),
+        dtype: WeightsDType::F32,
+        shape: vec![1, 28, 28],
+        parameters: net.num_params(),
+        steps_trained: 0,
+        command: "random initialisation with seed 42 (web/tests/reference.rs)".into(),
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("model.json"), card.to_json()).unwrap();
+    std::fs::write(dir.join("weights.bpk"), burnpack_bytes_as(&net, WeightsDType::F32).unwrap()).unwrap();
+}
+
+/// Every number the browser test compares, by case name.
+fn compute() -> BTreeMap<String, Vec<f32>> {
+    let dir = Path::new(FIXTURE);
+    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+    let weights = std::fs::read(dir.join("weights.bpk")).unwrap();
+    let model = Rc::new(ImageModel::load(&json, weights, Target::flex()).unwrap());
+    let mut out = BTreeMap::new();
+    for (name, request) in image_cases() {
+        let mut run = model.sample(&request).unwrap();
+        while run.step().unwrap() {}
+        out.insert(name.to_string(), read_sync(run.state_tensor()).unwrap());
+    }
+    let mixture = PointModel::mixture(MIXTURE).unwrap();
+    let field = mixture.field(0.3, &grid()).unwrap();
+    out.insert("mixture-field".into(), read_sync(field.reshape([grid().len()])).unwrap());
+    let mut lab = Lab::new(LAB_SETTINGS).unwrap();
+    out.insert("lab-losses".into(), lab.train(LAB_STEPS).unwrap().into_iter().map(|v| v as f32).collect());
+    out
+}
+
+#[test]
+fn native_flex_matches_the_reference_file() {
+    let dir = Path::new(FIXTURE);
+    let bless = std::env::var("SCOREDIFF_BLESS").is_ok_and(|v| v == "1");
+    if bless || !dir.join("weights.bpk").exists() {
+        write_fixture(dir);
+    }
+    let got = compute();
+    for (name, v) in &got {
+        assert!(v.iter().all(|x| x.is_finite()), "{name}: non-finite values");
+    }
+    // The cases differ from one another: a run that ignored its seed or sampler would not.
+    assert!(max_rel_diff(&got["ddim-3"][..784], &got["ancestral-2-guided"][..784]) > 1e-2);
+    let path = Path::new(REFERENCE);
+    if bless || !path.exists() {
+        std::fs::write(path, serde_json::to_string(&got).unwrap()).unwrap();
+        return;
+    }
+    let want: BTreeMap<String, Vec<f32>> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "cases differ from {REFERENCE}");
+    for (name, w) in &want {
+        // Same code, same platform: only summation order could differ.
+        let d = max_rel_diff(&got[name], w);
+        assert!(d < 1e-4, "{name}: native Flex differs from {REFERENCE} by {d} (run with SCOREDIFF_BLESS=1 if the change is intended)");
+    }
+}

@@ -1,0 +1,401 @@
+// The page: draws and forwards requests to the worker (worker.js), which owns the WebAssembly.
+// State the end-to-end test reads is mirrored in window.scorediff and in data-* attributes.
+
+const $ = (id) => document.getElementById(id);
+const state = { losses: [], lastImages: null, lastShape: null, busy: {}, index: null, info: null };
+window.scorediff = state;
+// For tests and the console: class probabilities of images under a classifier in models/.
+state.classify = (dir, config, weights, pixels) => call('classify', { dir, config, weights, pixels: Array.from(pixels) });
+
+// ---- the worker -------------------------------------------------------------------------
+let worker = null;
+let nextId = 1;
+const pending = new Map();
+
+function startWorker(prefer) {
+  if (worker) worker.terminate();
+  for (const p of pending.values()) p.reject(new Error('the worker was restarted'));
+  pending.clear();
+  worker = new Worker('worker.js', { type: 'module' });
+  worker.onmessage = (event) => {
+    const msg = event.data;
+    const p = pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === 'progress') p.onProgress && p.onProgress(msg);
+    else {
+      pending.delete(msg.id);
+      msg.type === 'error' ? p.reject(new Error(msg.message)) : p.resolve(msg.result);
+    }
+  };
+  worker.onerror = (e) => showError(`the worker failed to start: ${e.message || 'see the console'} ` +
+    '(was the page opened through a web server after ./run.sh built pkg/?)');
+  return call('init', { prefer });
+}
+
+function call(type, payload = {}, onProgress = null) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject, onProgress });
+    worker.postMessage({ id, type, ...payload });
+  });
+}
+
+function showError(message) {
+  const box = $('error');
+  box.textContent = message;
+  box.hidden = !message;
+  document.body.dataset.error = message || '';
+}
+
+async function guarded(name, fn) {
+  if (state.busy[name]) return;
+  state.busy[name] = true;
+  document.body.dataset[name] = 'running';
+  try {
+    showError('');
+    await fn();
+    document.body.dataset[name] = 'done';
+  } catch (e) {
+    showError(e.message);
+    document.body.dataset[name] = 'error';
+  } finally {
+    state.busy[name] = false;
+  }
+}
+
+// ---- drawing ----------------------------------------------------------------------------
+// Images in [-1, 1], [b, c, h, w], into a grid of `cols` columns.
+function drawGrid(canvas, data, shape, cols) {
+  const [b, c, h, w] = shape;
+  const rows = Math.ceil(b / cols);
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(cols * w, rows * h);
+  for (let i = 0; i < b; i++) {
+    const ox = (i % cols) * w, oy = Math.floor(i / cols) * h;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const p = ((oy + y) * cols * w + ox + x) * 4;
+      for (let k = 0; k < 3; k++) {
+        const v = data[((i * c + Math.min(k, c - 1)) * h + y) * w + x];
+        img.data[p + k] = Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
+      }
+      img.data[p + 3] = 255;
+    }
+  }
+  const tmp = new OffscreenCanvas(cols * w, rows * h);
+  tmp.getContext('2d').putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.fillStyle = '#111';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const scale = Math.min(canvas.width / (cols * w), canvas.height / (rows * h));
+  ctx.drawImage(tmp, 0, 0, cols * w * scale, rows * h * scale);
+}
+
+function statsText(m) {
+  return `step ${m.k}/${m.n} · ${m.nfe} NFE · ${m.msPerStep.toFixed(1)} ms/step · ${m.backend}`;
+}
+
+// ---- image panel ------------------------------------------------------------------------
+function imageRequest(batch) {
+  const label = $('img-label').value;
+  return {
+    sampler: { kind: $('img-sampler').value, steps: +$('img-steps').value },
+    seed: +$('img-seed').value, batch: batch ?? +$('img-batch').value,
+    label: label === '' ? null : +label, guidance: label === '' ? 0 : +$('img-guidance').value,
+  };
+}
+
+async function loadImageModel() {
+  const name = $('img-model').value;
+  $('img-info').textContent = `loading ${name}…`;
+  state.info = null;
+  const info = await call('load-image', { name });
+  state.info = info;
+  $('img-info').textContent = `${info.name}: ${info.dataset}, ${info.parameters.toLocaleString()} parameters, ` +
+    `${info.steps_trained.toLocaleString()} training steps, SDE ${info.sde.kind}, on ${info.backend}`;
+  const cond = info.num_classes != null;
+  document.querySelectorAll('.cond').forEach((e) => (e.hidden = !cond));
+  $('img-label').innerHTML = '<option value="">none</option>' +
+    (cond ? [...Array(info.num_classes).keys()].map((k) => `<option>${k}</option>`).join('') : '');
+}
+
+function setRunning(running) {
+  $('img-stop').disabled = !running;
+  for (const b of ['img-run', 'int-run', 'inp-run']) $(b).disabled = running;
+}
+
+async function runImages(type, payload, canvas, cols, onDone) {
+  setRunning(true);
+  try {
+    if (!state.info) await loadImageModel();
+    const result = await call(type, { name: $('img-model').value, every: Math.max(1, +$('img-every').value), ...payload }, (m) => {
+      $('img-progress').max = m.n;
+      $('img-progress').value = m.k;
+      $('img-stats').textContent = statsText(m);
+      drawGrid(canvas, m.data, m.shape, cols);
+      if (m.final) onDone && onDone(m);
+    });
+    if (result.stopped) $('img-stats').textContent += ' · stopped';
+    return result;
+  } finally {
+    setRunning(false);
+  }
+}
+
+$('img-run').onclick = () => guarded('sample', async () => {
+  const request = imageRequest();
+  const cols = Math.ceil(Math.sqrt(request.batch));
+  await runImages('sample', { request }, $('img-canvas'), cols, (m) => {
+    state.lastImages = m.data;
+    state.lastShape = m.shape;
+    state.lastSampler = request.sampler.kind;
+  });
+});
+$('img-stop').onclick = () => worker.postMessage({ type: 'stop' });
+$('img-model').onchange = () => guarded('load', loadImageModel);
+
+// Seed interpolation: 8 points on the great circle, the slider picks one.
+let interp = null;
+$('int-run').onclick = () => guarded('interp', async () => {
+  const alphas = [...Array(8).keys()].map((i) => i / 7);
+  const request = { ...imageRequest(8), sampler: { kind: 'ddim', steps: +$('int-steps').value, eta: 0 } };
+  await runImages('interpolate', { request, seedA: +$('int-a').value, seedB: +$('int-b').value, alphas },
+    $('int-canvas'), 8, (m) => { interp = m; });
+  $('int-slider').disabled = false;
+  showInterp();
+});
+function showInterp() {
+  if (!interp) return;
+  const [, c, h, w] = interp.shape;
+  const i = +$('int-slider').value, n = c * h * w;
+  drawGrid($('int-one'), interp.data.subarray(i * n, (i + 1) * n), [1, c, h, w], 1);
+}
+$('int-slider').oninput = showInterp;
+
+// ---- inpainting -------------------------------------------------------------------------
+const SIDE = 28;
+const inp = { image: new Float32Array(SIDE * SIDE).fill(-1), mask: new Float32Array(SIDE * SIDE).fill(1) };
+function drawInpaint() {
+  const ctx = $('inp-canvas').getContext('2d');
+  const img = ctx.createImageData(SIDE, SIDE);
+  for (let i = 0; i < SIDE * SIDE; i++) {
+    const g = Math.round((inp.image[i] + 1) * 127.5);
+    const hole = inp.mask[i] === 0;
+    img.data.set(hole ? [200, 40, 120, 255] : [g, g, g, 255], i * 4);
+  }
+  const tmp = new OffscreenCanvas(SIDE, SIDE);
+  tmp.getContext('2d').putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(tmp, 0, 0, 280, 280);
+}
+function paint(event) {
+  if (!(event.buttons & 1)) return;
+  const r = $('inp-canvas').getBoundingClientRect();
+  const cx = ((event.clientX - r.left) / r.width) * SIDE, cy = ((event.clientY - r.top) / r.height) * SIDE;
+  const tool = document.querySelector('input[name=tool]:checked').value;
+  const radius = tool === 'erase' ? 2.5 : 1.2;
+  for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) {
+    if ((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 > radius ** 2) continue;
+    const i = y * SIDE + x;
+    if (tool === 'erase') inp.mask[i] = 0;
+    else { inp.mask[i] = 1; inp.image[i] = tool === 'ink' ? 1 : -1; }
+  }
+  drawInpaint();
+}
+$('inp-canvas').onpointerdown = paint;
+$('inp-canvas').onpointermove = paint;
+$('inp-clear').onclick = () => { inp.image.fill(-1); inp.mask.fill(1); drawInpaint(); };
+$('inp-from').onclick = () => {
+  if (!state.lastImages) return showError('generate images first');
+  inp.image.set(state.lastImages.subarray(0, SIDE * SIDE));
+  inp.mask.fill(1);
+  drawInpaint();
+};
+$('inp-run').onclick = () => guarded('inpaint', async () => {
+  const request = imageRequest(4);
+  await runImages('inpaint', { request, image: Array.from(inp.image), mask: Array.from(inp.mask) }, $('inp-out'), 4);
+});
+
+// ---- 2-D lab ----------------------------------------------------------------------------
+const VIEW = 4.5; // the canvases show [-VIEW, VIEW]^2
+const GRID = 21;
+const lab = { data: null, particles: null, paths: [], learned: null, exact: null };
+const toCanvas = (canvas, x, y) => [(x / VIEW + 1) * canvas.width / 2, (1 - y / VIEW) * canvas.height / 2];
+function gridPoints() {
+  const xy = [];
+  for (let j = 0; j < GRID; j++) for (let i = 0; i < GRID; i++) xy.push(-4 + 8 * i / (GRID - 1), -4 + 8 * j / (GRID - 1));
+  return xy;
+}
+
+function drawLab(canvas, field, withData = true) {
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = 'rgba(0,0,0,0.18)';
+  if (lab.data && withData) for (let i = 0; i < lab.data.length; i += 2) {
+    const [x, y] = toCanvas(canvas, lab.data[i], lab.data[i + 1]);
+    ctx.fillRect(x - 1, y - 1, 2, 2);
+  }
+  if (field) {
+    // Arrows of the score direction, length growing with |score| (capped).
+    const xy = gridPoints();
+    ctx.strokeStyle = '#1565c0';
+    ctx.lineWidth = 1;
+    for (let i = 0; i < xy.length; i += 2) {
+      const sx = field[i], sy = field[i + 1];
+      const norm = Math.hypot(sx, sy) || 1;
+      const len = 0.28 * Math.min(1, Math.log1p(norm) / 2.5);
+      const [x0, y0] = toCanvas(canvas, xy[i], xy[i + 1]);
+      const [x1, y1] = toCanvas(canvas, xy[i] + len * sx / norm, xy[i + 1] + len * sy / norm);
+      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+      ctx.beginPath(); ctx.arc(x1, y1, 1.5, 0, 2 * Math.PI); ctx.fillStyle = '#1565c0'; ctx.fill();
+    }
+  }
+  if (!withData) return; // the exact panel: the field alone
+  ctx.strokeStyle = 'rgba(230,81,0,0.35)';
+  for (const path of lab.paths) {
+    ctx.beginPath();
+    path.forEach(([x, y], k) => { const [cx, cy] = toCanvas(canvas, x, y); k ? ctx.lineTo(cx, cy) : ctx.moveTo(cx, cy); });
+    ctx.stroke();
+  }
+  if (lab.particles) {
+    ctx.fillStyle = '#e65100';
+    for (let i = 0; i < lab.particles.length; i += 2) {
+      const [x, y] = toCanvas(canvas, lab.particles[i], lab.particles[i + 1]);
+      ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+    }
+  }
+}
+
+function drawLoss() {
+  const canvas = $('lab-loss'), ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const l = state.losses;
+  if (l.length < 2) return;
+  // A running mean over 20 steps, on a log scale.
+  const smooth = l.map((_, i) => { const s = l.slice(Math.max(0, i - 19), i + 1); return s.reduce((a, b) => a + b) / s.length; });
+  const logs = smooth.map((v) => Math.log10(Math.max(v, 1e-6)));
+  const lo = Math.min(...logs), hi = Math.max(...logs);
+  ctx.strokeStyle = '#2e7d32';
+  ctx.beginPath();
+  logs.forEach((v, i) => {
+    const x = 30 + (i / (logs.length - 1)) * (canvas.width - 40);
+    const y = 10 + (1 - (v - lo) / (hi - lo || 1)) * (canvas.height - 30);
+    i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+  });
+  ctx.stroke();
+  ctx.fillStyle = '#333';
+  ctx.fillText(`${smooth[0].toFixed(3)}`, 2, 12);
+  ctx.fillText(`${smooth.at(-1).toFixed(3)} (step ${l.length})`, canvas.width - 120, canvas.height - 4);
+}
+
+function labSource() {
+  // The live MLP's current weights: its EMA (decay 0.999) lags far behind over a few hundred steps.
+  return $('lab-source').value === 'pretrained' ? { kind: 'pretrained', name: $('lab-toy').value } : { kind: 'live', ema: false };
+}
+function mixtureSource() {
+  return { kind: 'mixture', file: $('lab-mixture').value };
+}
+
+async function refreshFields() {
+  const t = +$('lab-t').value;
+  $('lab-t-val').textContent = t.toFixed(2);
+  const xy = gridPoints();
+  try {
+    lab.exact = (await call('field', { source: mixtureSource(), t, xy })).scores;
+  } catch (e) { lab.exact = null; showError(e.message); }
+  if (labSource().kind === 'live' && !state.labReady) lab.learned = null;
+  else {
+    try { lab.learned = (await call('field', { source: labSource(), t, xy })).scores; }
+    catch (e) { lab.learned = null; showError(e.message); }
+  }
+  drawLab($('lab-learned'), lab.learned);
+  const mixture = $('lab-mixture').selectedOptions[0];
+  drawLab($('lab-exact'), lab.exact, mixture && mixture.dataset.name === $('lab-toy').value);
+}
+
+async function newToy() {
+  const toy = $('lab-toy').value;
+  lab.data = (await call('toy', { toy, n: 2000, seed: 0 })).points;
+  lab.particles = null; lab.paths = [];
+  const match = [...$('lab-mixture').options].find((o) => o.dataset.name === toy);
+  if (match) $('lab-mixture').value = match.value;
+  await newLab();
+}
+
+async function newLab() {
+  state.losses = [];
+  state.labReady = false;
+  await call('lab-new', { settings: { toy: $('lab-toy').value, hidden: +$('lab-hidden').value, seed: 0 } });
+  drawLoss();
+  await refreshFields();
+}
+
+$('lab-toy').onchange = () => guarded('lab', newToy);
+$('lab-reset').onclick = () => guarded('lab', newLab);
+$('lab-t').oninput = () => refreshFields();
+$('lab-source').onchange = () => guarded('lab', refreshFields);
+$('lab-mixture').onchange = () => guarded('lab', refreshFields);
+$('lab-stop').onclick = () => worker.postMessage({ type: 'stop' });
+$('lab-train').onclick = () => guarded('train', async () => {
+  $('lab-stop').disabled = false;
+  try {
+    const result = await call('lab-train', { steps: +$('lab-train-steps').value, chunk: 25 }, (m) => {
+      state.losses.push(...m.losses);
+      $('lab-stats').textContent = `step ${m.step} · ${m.msPerStep.toFixed(1)} ms/step · loss ${m.losses.at(-1).toFixed(3)} · flex`;
+      drawLoss();
+    });
+    state.labReady = true;
+    $('lab-source').value = 'live';
+    document.body.dataset.trainSteps = String(result.steps);
+    await refreshFields();
+  } finally {
+    $('lab-stop').disabled = true;
+  }
+});
+$('lab-sample').onclick = () => guarded('particles', async () => {
+  const sampler = { kind: $('lab-sampler').value, steps: +$('lab-steps').value };
+  const source = labSource();
+  if (source.kind === 'live' && !state.labReady) throw new Error('train the MLP first (or choose the shipped MLP)');
+  const n = 500, traced = 40;
+  lab.paths = Array.from({ length: traced }, () => []);
+  await call('particles', { source, sampler, n, seed: 0, every: 1 }, (m) => {
+    lab.particles = m.data;
+    for (let i = 0; i < traced; i++) lab.paths[i].push([m.data[2 * i], m.data[2 * i + 1]]);
+    $('lab-stats').textContent = statsText(m);
+    drawLab($('lab-learned'), lab.learned);
+  });
+});
+
+// ---- start ------------------------------------------------------------------------------
+async function start() {
+  showError('');
+  $('device').textContent = 'starting…';
+  const ready = await startWorker($('prefer').value);
+  $('device').textContent = `computing on ${ready.backend === 'webgpu' ? 'WebGPU' : 'the CPU (Flex, WebAssembly)'} — ${ready.note}`;
+  document.body.dataset.backend = ready.backend;
+  const options = ready.samplers.map((s) => `<option value="${s.name}" title="${s.about}">${s.name}${s.flex_only && ready.backend === 'webgpu' ? ' (CPU)' : ''}</option>`).join('');
+  $('img-sampler').innerHTML = options;
+  $('lab-sampler').innerHTML = options;
+  $('img-sampler').value = 'ddim';
+  $('lab-sampler').value = 'ode-heun';
+  state.info = null;
+}
+
+async function main() {
+  try {
+    const index = await (await fetch('models/index.json')).json();
+    state.index = index;
+    $('img-model').innerHTML = index.image.map((m) => `<option value="${m.name}">${m.title || m.name}</option>`).join('');
+    $('lab-toy').innerHTML = index.toys.map((m) => `<option>${m.name}</option>`).join('');
+    $('lab-toy').value = 'two-moons';
+    $('lab-mixture').innerHTML = index.mixtures.map((m) => `<option value="${m.file}" data-name="${m.name}">${m.title || m.name}</option>`).join('');
+    await start();
+    drawInpaint();
+    document.body.dataset.ready = 'yes';
+    await guarded('lab', newToy);
+    await guarded('load', loadImageModel);
+  } catch (e) {
+    showError(e.message);
+  }
+}
+$('prefer').onchange = () => guarded('restart', start);
+main();
