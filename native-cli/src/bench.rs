@@ -9,9 +9,9 @@
 //! Each is run once to warm up, then `--repeats` times; the median is reported, per batch size.
 //! Peak memory is the process's resident high-water mark (`VmHWM` of `/proc/self/status`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use scorediff::export::{is_export_dir, is_run_dir, load_dir, load_run_dir};
+use crate::model_source::ModelSource;
 use scorediff::model::ScoreFn;
 use scorediff::nn::{NetworkConfig, UNetConfig};
 use scorediff::noise::NoiseSource;
@@ -101,13 +101,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             Network::Mlp(_) => unreachable!("the image preset is a U-Net"),
         },
         Some(dir) => {
-            let context = || format!("reading model {}", dir.display());
-            let (card, _) = if is_export_dir(dir) {
-                load_dir(dir, &device).with_context(context)?
-            } else if is_run_dir(dir) {
-                load_run_dir(dir, &device).with_context(context)?
-            } else {
-                bail!("--model {}: expected a training run directory or an export directory", dir.display());
+            let source = ModelSource::open(dir)?;
+            // Loading the weights checks them, though the timings use a fresh network.
+            source.net(&device)?;
+            let Some(card) = source.card().cloned() else {
+                bail!("--model {}: expected a training run directory or an export directory, found a Gaussian-mixture file", dir.display());
             };
             match card.network {
                 Network::Unet(u) => (u, card.sde, format!("unet ({})", card.name)),

@@ -18,7 +18,8 @@ use clap::Args;
 use scorediff::burn::tensor::Device;
 use scorediff::data::{DatasetKind, ImageDataset, Split, Toy};
 use scorediff::eval::{sample_model, target};
-use scorediff::export::{is_export_dir, is_run_dir, load_dir, load_run_dir, LoadedNet};
+use crate::model_source::ModelSource;
+use scorediff::export::LoadedNet;
 use scorediff::io::read_npy;
 use scorediff::metrics;
 use scorediff::mixture::{GaussianMixture, MixtureFile};
@@ -169,20 +170,13 @@ enum Model {
 }
 
 fn open_model(path: &Path, device: &Device) -> Result<Model> {
-    let context = || format!("reading model {}", path.display());
-    if path.is_dir() {
-        let (card, net) = if is_export_dir(path) {
-            load_dir(path, device).with_context(context)?
-        } else if is_run_dir(path) {
-            load_run_dir(path, device).with_context(context)?
-        } else {
-            bail!("reading model {}: expected a training run directory (config.json + checkpoint/) or an export directory (model.json), found neither", path.display());
-        };
-        let sde = card.sde().with_context(context)?;
-        return Ok(Model::Net { net, sde, dataset: card.dataset });
+    let source = ModelSource::open(path)?;
+    match &source {
+        ModelSource::Mixture { file, .. } => Ok(Model::Mixture(file.clone())),
+        ModelSource::Run { stored, .. } | ModelSource::Export { stored, .. } => {
+            Ok(Model::Net { net: source.net(device)?, sde: source.sde()?, dataset: stored.card.dataset })
+        }
     }
-    let text = std::fs::read_to_string(path).with_context(context)?;
-    Ok(Model::Mixture(MixtureFile::from_json(&text).with_context(context)?))
 }
 
 /// `k` distinct indices of `0..n` (a seeded partial Fisher-Yates shuffle).

@@ -19,22 +19,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Hutchinson probe distribution (`--hutchinson`).
-#[derive(Clone, Copy)]
-enum Probe {
-    Rademacher,
-    Gaussian,
-}
-
-impl FromStr for Probe {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "rademacher" => Ok(Self::Rademacher),
-            "gaussian" => Ok(Self::Gaussian),
-            _ => Err(format!("unknown probe `{s}`: expected rademacher or gaussian")),
-        }
-    }
+/// `--hutchinson PROBE`: Hutchinson's method with that probe, by its `--divergence` name
+/// `hutchinson-PROBE`.
+fn hutchinson(probe: &str) -> Result<Divergence, String> {
+    Divergence::from_str(&format!("hutchinson-{probe}")).map_err(|_| format!("unknown probe `{probe}`: expected rademacher or gaussian"))
 }
 
 #[derive(Args)]
@@ -62,8 +50,8 @@ pub struct LikelihoodArgs {
     divergence: Option<Divergence>,
     /// Hutchinson's estimator with this probe: rademacher or gaussian (same as
     /// --divergence hutchinson-PROBE).
-    #[arg(long, value_name = "PROBE", value_parser = Probe::from_str)]
-    hutchinson: Option<Probe>,
+    #[arg(long, value_name = "PROBE", value_parser = hutchinson)]
+    hutchinson: Option<Divergence>,
     /// Relative tolerance of the RK45 solver.
     #[arg(long, value_name = "R", default_value_t = LikelihoodConfig::default().rtol)]
     rtol: f64,
@@ -158,12 +146,10 @@ pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
         (values, n, None)
     };
 
-    let divergence = match (args.divergence, args.hutchinson) {
-        (Some(d), _) => d,
-        (None, Some(Probe::Rademacher)) => Divergence::HutchinsonRademacher,
-        (None, Some(Probe::Gaussian)) => Divergence::HutchinsonGaussian,
-        (None, None) if dim <= 16 => Divergence::Exact,
-        (None, None) => Divergence::HutchinsonRademacher,
+    let divergence = match args.divergence.or(args.hutchinson) {
+        Some(d) => d,
+        None if dim <= 16 => Divergence::Exact,
+        None => Divergence::HutchinsonRademacher,
     };
     let config = LikelihoodConfig { divergence, rtol: args.rtol, atol: args.atol, ..LikelihoodConfig::default() };
     config.validate().map_err(anyhow::Error::msg)?;
