@@ -85,11 +85,7 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
     pub fn eval_per_sample(&self, x: Tensor<D>, t: &[f64]) -> Prediction<D> {
         self.nfe.set(self.nfe.get() + 1);
         let out = self.model.forward(x.clone(), t);
-        let marginal = if t.windows(2).all(|w| w[0] == w[1]) {
-            Marginal::at(self.sde, t[0])
-        } else {
-            Marginal::per_sample(self.sde, t)
-        };
+        let marginal = if t.windows(2).all(|w| w[0] == w[1]) { Marginal::at(self.sde, t[0]) } else { Marginal::per_sample(self.sde, t) };
         Prediction { x, out, param: self.model.parameterization(), marginal }
     }
 

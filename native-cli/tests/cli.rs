@@ -33,12 +33,7 @@ impl Drop for TempDir {
 
 /// The test mixture: three well-separated components in 2-D under the default VP SDE.
 fn mixture_file() -> MixtureFile {
-    let mixture = GaussianMixture::new(
-        vec![0.3, 0.5, 0.2],
-        vec![vec![-2.0, 0.0], vec![1.5, 1.0], vec![0.0, -2.0]],
-        vec![0.4, 0.5, 0.3],
-    )
-    .unwrap();
+    let mixture = GaussianMixture::new(vec![0.3, 0.5, 0.2], vec![vec![-2.0, 0.0], vec![1.5, 1.0], vec![0.0, -2.0]], vec![0.4, 0.5, 0.3]).unwrap();
     let sde: SdeConfig = serde_json::from_str(r#"{"kind": "vp"}"#).unwrap();
     MixtureFile { sde, mixture }
 }
@@ -306,7 +301,20 @@ fn bad_data_files_give_one_error_line() {
 fn eval_samplers_prints_a_row_per_run_and_separates_good_from_bad_step_counts() {
     let dir = TempDir::new("eval");
     let model = write_mixture(&dir);
-    let out = run_ok(&["eval-samplers", "--model", s(&model), "--samplers", "ancestral,ode-rk45", "--steps", "2,200", "--tolerances", "1e-3", "--n", "400", "--json"]);
+    let out = run_ok(&[
+        "eval-samplers",
+        "--model",
+        s(&model),
+        "--samplers",
+        "ancestral,ode-rk45",
+        "--steps",
+        "2,200",
+        "--tolerances",
+        "1e-3",
+        "--n",
+        "400",
+        "--json",
+    ]);
     let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3, "{out}");
     assert_eq!(rows[0]["sampler"], "ancestral");
@@ -544,8 +552,25 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     // PNG grid (6 samples: 3 x 2 tiles of 28 px with 2 px gaps) and trajectory strip.
     let (grid, strip) = (dir.path("grid.png"), dir.path("traj.png"));
     run_ok(&[
-        "sample", "--model", s(&run_dir), "--sampler", "ddim", "--steps", "5", "--n", "6", "--seed", "2", "--out", s(&grid),
-        "--trajectory", s(&strip), "--trajectory-rows", "2", "--trajectory-cols", "4",
+        "sample",
+        "--model",
+        s(&run_dir),
+        "--sampler",
+        "ddim",
+        "--steps",
+        "5",
+        "--n",
+        "6",
+        "--seed",
+        "2",
+        "--out",
+        s(&grid),
+        "--trajectory",
+        s(&strip),
+        "--trajectory-rows",
+        "2",
+        "--trajectory-cols",
+        "4",
     ]);
     let (w, h, px) = decode_gray_png(&std::fs::read(&grid).unwrap());
     assert_eq!((w, h), (3 * 28 + 4 * 2, 2 * 28 + 3 * 2));
@@ -573,8 +598,24 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     // Bits/dim of dequantized test digits: finite and positive (the dequantized NLL bounds
     // -log P(k) >= 0 from above).
     let v = json_of(&run_ok(&[
-        "likelihood", "--model", s(&run_dir), "--data", "mnist-test", "--data-dir", s(&subset), "--n", "2", "--batch", "2",
-        "--hutchinson", "rademacher", "--rtol", "1e-3", "--atol", "1e-3", "--json",
+        "likelihood",
+        "--model",
+        s(&run_dir),
+        "--data",
+        "mnist-test",
+        "--data-dir",
+        s(&subset),
+        "--n",
+        "2",
+        "--batch",
+        "2",
+        "--hutchinson",
+        "rademacher",
+        "--rtol",
+        "1e-3",
+        "--atol",
+        "1e-3",
+        "--json",
     ]));
     let bpd = v["bits_per_dim"].as_f64().unwrap();
     assert!(bpd.is_finite() && bpd > 0.0, "{v}");
@@ -595,6 +636,9 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
     v["format"] = 99.into();
     std::fs::write(&card, v.to_string()).unwrap();
-    run_err(&["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))], &["model.json", "`format`", "expected version 1", "found 99"]);
+    run_err(
+        &["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))],
+        &["model.json", "`format`", "expected version 1", "found 99"],
+    );
     assert!(!dir.path("c.npy").exists());
 }

@@ -126,10 +126,7 @@ impl UNetConfig {
         }
         for &l in &self.attention_levels() {
             if l >= self.channel_mult.len() {
-                return Err(config_err(
-                    "attention_resolutions",
-                    format!("expected level indices below {}, found {l}", self.channel_mult.len()),
-                ));
+                return Err(config_err("attention_resolutions", format!("expected level indices below {}, found {l}", self.channel_mult.len())));
             }
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
@@ -155,9 +152,7 @@ impl UNetConfig {
         let emb = self.embedding_width();
         let attn_levels = self.attention_levels();
         let levels = self.channel_mult.len();
-        let res = |cin: usize, cout: usize| {
-            ResBlockConfig::new(cin, cout, emb).with_groups(self.groups).with_dropout(self.dropout).init(device)
-        };
+        let res = |cin: usize, cout: usize| ResBlockConfig::new(cin, cout, emb).with_groups(self.groups).with_dropout(self.dropout).init(device);
         let attn = |c: usize| AttentionBlockConfig::new(c).with_groups(self.groups).init(device);
 
         let mut ch = self.base_channels;
