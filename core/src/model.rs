@@ -94,3 +94,14 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
         self.eval(x, t).score()
     }
 }
+
+/// A network conditioned on one class label per example: how a class-conditional model is
+/// trained for classifier-free guidance (Ho & Salimans 2022, Alg. 1).
+/// Used by [`Trainer::train_step_labelled`](crate::train::Trainer::train_step_labelled).
+pub trait Conditional<const D: usize> {
+    /// The number of classes `n` (label `n` is the null, unconditional label); `None` when the
+    /// network takes no labels.
+    fn num_classes(&self) -> Option<usize>;
+    /// The model as a [`ScoreModel`] on a batch with these labels (one per example).
+    fn with_labels(&self, labels: Vec<usize>) -> Box<dyn ScoreModel<D> + '_>;
+}

@@ -523,7 +523,11 @@ fn trained_mlp_run_samples_exports_and_gives_finite_likelihood() {
 
 /// A tiny U-Net run on the MNIST test subset: base_channels 8, one level, a few steps.
 fn train_tiny_unet(dir: &TempDir) -> PathBuf {
-    let run_dir = dir.path("unet-run");
+    train_tiny_unet_with(dir, "unet-run", &[])
+}
+
+fn train_tiny_unet_with(dir: &TempDir, name: &str, extra: &[&str]) -> PathBuf {
+    let run_dir = dir.path(name);
     let config = dir.path("unet.json");
     let v = serde_json::json!({
         "format": 1, "dataset": "mnist",
@@ -539,8 +543,42 @@ fn train_tiny_unet(dir: &TempDir) -> PathBuf {
     });
     std::fs::write(&config, v.to_string()).unwrap();
     let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
-    run_ok(&["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)]);
+    let mut args = vec!["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)];
+    args.extend(extra);
+    run_ok(&args);
     run_dir
+}
+
+#[test]
+fn class_conditional_training_gives_a_guidable_model() {
+    let dir = TempDir::new("cond-unet");
+    let run_dir = train_tiny_unet_with(&dir, "cond-run", &["--class-conditional"]);
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["network"]["num_classes"], 10);
+    assert_eq!(config["label_dropout"], 0.1);
+    let out = dir.path("guided.npy");
+    run_ok(&[
+        "sample",
+        "--model",
+        s(&run_dir),
+        "--sampler",
+        "ddim",
+        "--steps",
+        "3",
+        "--n",
+        "2",
+        "--guidance",
+        "2",
+        "--class",
+        "3",
+        "--seed",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(read_npy(&out).unwrap().data.iter().all(|v| v.is_finite()));
+    run_err(&["train", "--dataset", "two-moons", "--class-conditional", "--out", s(&dir.path("toy"))], &["--class-conditional", "two-moons", "no classes"]);
+    run_err(&["train", "--resume", "--class-conditional", "--out", s(&run_dir)], &["--class-conditional", "--resume"]);
 }
 
 #[test]

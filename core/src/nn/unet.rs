@@ -23,7 +23,7 @@
 
 use super::NnError;
 use super::embedding::{TimeEmbedder, TimeEmbedding};
-use crate::model::ScoreModel;
+use crate::model::{Conditional, ScoreModel};
 use crate::param::Parameterization;
 use burn::config::Config;
 use burn::module::Module;
@@ -485,6 +485,17 @@ impl ScoreModel<4> for UNet {
     /// Unconditional: the null label when the network is class-conditional.
     fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
         UNet::forward(self, x, t, None)
+    }
+}
+
+impl Conditional<4> for UNet {
+    fn num_classes(&self) -> Option<usize> {
+        self.config.num_classes
+    }
+
+    /// [`Guided`] with weight 0: one evaluation of the conditional network.
+    fn with_labels(&self, labels: Vec<usize>) -> Box<dyn ScoreModel<4> + '_> {
+        Box::new(Guided { model: self, labels, guidance: 0.0 })
     }
 }
 
