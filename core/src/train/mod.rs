@@ -104,11 +104,13 @@ pub struct OptimConfig {
     pub weight_decay: f64,
     /// EMA decay of the weights.
     pub ema_decay: f64,
+    /// Warm the EMA decay up as `min(ema_decay, (1 + n) / (10 + n))` (see [`ema`]).
+    pub ema_warmup: bool,
 }
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self { lr: 2e-4, warmup: 500, grad_clip: Some(1.0), weight_decay: 0.0, ema_decay: 0.999 }
+        Self { lr: 2e-4, warmup: 500, grad_clip: Some(1.0), weight_decay: 0.0, ema_decay: 0.999, ema_warmup: true }
     }
 }
 

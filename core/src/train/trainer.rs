@@ -1,7 +1,7 @@
 //! The resumable training loop (see the module docs of [`crate::train`]).
 
 use super::checkpoint;
-use super::ema::ema_update;
+use super::ema::{decay_at, ema_update};
 use super::{LossConfig, OptimConfig};
 use crate::io::write_atomic;
 use crate::model::{Conditional, ScoreModel};
@@ -161,7 +161,8 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.opt.lr_at(self.state.step);
         self.model = self.optim.step(lr, self.model.clone(), grads);
-        self.ema = ema_update(self.ema.clone(), &self.model, self.opt.ema_decay);
+        let decay = decay_at(self.opt.ema_decay, self.state.step, self.opt.ema_warmup);
+        self.ema = ema_update(self.ema.clone(), &self.model, decay);
         self.state.step += 1;
         let ema_loss = self.state.ema_loss.map_or(value, |e| 0.99 * e + 0.01 * value);
         self.state.ema_loss = Some(ema_loss);
