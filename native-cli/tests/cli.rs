@@ -515,24 +515,8 @@ fn trained_mlp_run_samples_exports_and_gives_finite_likelihood() {
 
 /// A tiny U-Net run on the MNIST test subset: base_channels 8, one level, a few steps.
 fn train_tiny_unet(dir: &TempDir) -> PathBuf {
-    let run_dir = dir.path("unet-run");
-    let config = dir.path("unet.json");
-    let v = serde_json::json!({
-        "format": 1, "dataset": "mnist",
-        "network": {
-            "kind": "unet", "in_channels": 1, "out_channels": null, "base_channels": 8, "channel_mult": [1],
-            "num_res_blocks": 1, "attention_resolutions": null, "dropout": 0.0, "groups": 4,
-            "time_embedding": {"kind": "sinusoidal", "scale": 1000.0}, "num_classes": null, "parameterization": "eps"
-        },
-        "sde": {"kind": "ddpm", "schedule": "linear", "levels": 1000},
-        "loss": {"kind": "ddpm-simple"},
-        "optim": {"lr": 1e-3, "warmup": 0},
-        "batch_size": 4, "steps": 3, "seed": 1, "checkpoint_every": 3
-    });
-    std::fs::write(&config, v.to_string()).unwrap();
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
-    run_ok(&["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)]);
-    run_dir
+    let ddpm = serde_json::json!({"kind": "ddpm", "schedule": "linear", "levels": 1000});
+    train_tiny_unet_with(dir, "unet-run", ddpm, serde_json::json!({"kind": "ddpm-simple"}), "small", 3)
 }
 
 #[test]
@@ -602,7 +586,7 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
 /// A tiny U-Net run config with `sde`, `loss` and `variance` (`out_channels` 2 for a learned
 /// variance) for `steps` steps.
 fn tiny_unet_config(sde: serde_json::Value, loss: serde_json::Value, variance: &str, steps: usize) -> serde_json::Value {
-    let out_channels = if variance == "learned-range" { 2 } else { 1 };
+    let out_channels = if variance == "learned-range" { serde_json::json!(2) } else { serde_json::Value::Null };
     serde_json::json!({
         "format": 1, "dataset": "mnist",
         "network": {
