@@ -97,11 +97,7 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
     }
 
     fn prediction(&self, x: Tensor<D>, out: Tensor<D>, t: &[f64]) -> Prediction<D> {
-        let marginal = if t.windows(2).all(|w| w[0] == w[1]) {
-            Marginal::at(self.sde, t[0])
-        } else {
-            Marginal::per_sample(self.sde, t)
-        };
+        let marginal = if t.windows(2).all(|w| w[0] == w[1]) { Marginal::at(self.sde, t[0]) } else { Marginal::per_sample(self.sde, t) };
         Prediction { x, out, param: self.model.parameterization(), marginal }
     }
 

@@ -7,14 +7,14 @@
 
 use crate::model_source::ModelSource;
 use crate::progress_bar;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use scorediff::burn::tensor::{Device, Tensor, TensorData};
 use scorediff::data::mnist::pixel_to_signed;
 use scorediff::data::{DatasetKind, ImageDataset, Split};
 use scorediff::export::LoadedNet;
 use scorediff::io::read_npy;
-use scorediff::likelihood::{ode_likelihood, vlb_likelihood, Dequantization, Divergence, Likelihood, LikelihoodConfig, Vlb};
+use scorediff::likelihood::{Dequantization, Divergence, Likelihood, LikelihoodConfig, Vlb, ode_likelihood, vlb_likelihood};
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
 use scorediff::sde::{DiscreteVpSde, SdeConfig};
@@ -139,10 +139,16 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
         bail!("--method vlb: model {path} is a Gaussian mixture; the variational bound needs a trained discrete DDPM (use --method ode)");
     };
     let SdeConfig::Ddpm { schedule, levels } = card.sde else {
-        bail!("--method vlb: model {path} has the continuous SDE sde.kind = {}; the variational bound needs a discrete DDPM (sde.kind = ddpm); use --method ode", card.sde.kind());
+        bail!(
+            "--method vlb: model {path} has the continuous SDE sde.kind = {}; the variational bound needs a discrete DDPM (sde.kind = ddpm); use --method ode",
+            card.sde.kind()
+        );
     };
     let Some((kind, split)) = named_dataset(&args.data) else {
-        bail!("--method vlb: expected 8-bit images (--data mnist-test, mnist-train, fashion-mnist-test or fashion-mnist-train), found {}; the bound's decoder is discrete (use --method ode for continuous data)", args.data);
+        bail!(
+            "--method vlb: expected 8-bit images (--data mnist-test, mnist-train, fashion-mnist-test or fashion-mnist-train), found {}; the bound's decoder is discrete (use --method ode for continuous data)",
+            args.data
+        );
     };
     let sde = DiscreteVpSde::new(schedule, levels).with_context(|| format!("reading model {path}"))?;
     let point = source.dim_shape();

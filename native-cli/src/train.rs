@@ -8,14 +8,14 @@
 //! batches and reports progress.
 
 use crate::progress_bar;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use scorediff::burn::tensor::{Device, Tensor};
 use scorediff::data::{ImageDataset, Split};
-use scorediff::model::ScoreModel;
-use scorediff::nn::{save_safetensors, NetworkConfig};
-use scorediff::noise::NoiseSource;
 use scorediff::io::write_atomic;
+use scorediff::model::ScoreModel;
+use scorediff::nn::{NetworkConfig, save_safetensors};
+use scorediff::noise::NoiseSource;
 use scorediff::train::checkpoint;
 use scorediff::train::{Dataset, Network, RunConfig, Trainer};
 use std::io::Write;
@@ -68,9 +68,7 @@ pub struct TrainArgs {
 pub fn backend_device(name: &str) -> Result<Device> {
     let (kind, index) = match name.split_once(':') {
         Some((kind, index)) => {
-            let index: usize = index
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--backend {name}: expected a device index after `:`, found `{index}`"))?;
+            let index: usize = index.parse().map_err(|_| anyhow::anyhow!("--backend {name}: expected a device index after `:`, found `{index}`"))?;
             (kind, Some(index))
         }
         None => (name, None),
@@ -101,7 +99,13 @@ const LOG_FILE: &str = "log.jsonl";
 fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     let existing = args.out.join(CONFIG_FILE);
     if args.resume {
-        for (flag, given) in [("--config", args.config.is_some()), ("--dataset", args.dataset.is_some()), ("--batch-size", args.batch_size.is_some()), ("--lr", args.lr.is_some()), ("--seed", args.seed.is_some())] {
+        for (flag, given) in [
+            ("--config", args.config.is_some()),
+            ("--dataset", args.dataset.is_some()),
+            ("--batch-size", args.batch_size.is_some()),
+            ("--lr", args.lr.is_some()),
+            ("--seed", args.seed.is_some()),
+        ] {
             if given {
                 bail!("{flag}: cannot change a run on --resume (only --steps and --checkpoint-every can)");
             }

@@ -33,12 +33,7 @@ impl Drop for TempDir {
 
 /// The test mixture: three well-separated components in 2-D under the default VP SDE.
 fn mixture_file() -> MixtureFile {
-    let mixture = GaussianMixture::new(
-        vec![0.3, 0.5, 0.2],
-        vec![vec![-2.0, 0.0], vec![1.5, 1.0], vec![0.0, -2.0]],
-        vec![0.4, 0.5, 0.3],
-    )
-    .unwrap();
+    let mixture = GaussianMixture::new(vec![0.3, 0.5, 0.2], vec![vec![-2.0, 0.0], vec![1.5, 1.0], vec![0.0, -2.0]], vec![0.4, 0.5, 0.3]).unwrap();
     let sde: SdeConfig = serde_json::from_str(r#"{"kind": "vp"}"#).unwrap();
     MixtureFile { sde, mixture }
 }
@@ -306,7 +301,20 @@ fn bad_data_files_give_one_error_line() {
 fn eval_samplers_prints_a_row_per_run_and_separates_good_from_bad_step_counts() {
     let dir = TempDir::new("eval");
     let model = write_mixture(&dir);
-    let out = run_ok(&["eval-samplers", "--model", s(&model), "--samplers", "ancestral,ode-rk45", "--steps", "2,200", "--tolerances", "1e-3", "--n", "400", "--json"]);
+    let out = run_ok(&[
+        "eval-samplers",
+        "--model",
+        s(&model),
+        "--samplers",
+        "ancestral,ode-rk45",
+        "--steps",
+        "2,200",
+        "--tolerances",
+        "1e-3",
+        "--n",
+        "400",
+        "--json",
+    ]);
     let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3, "{out}");
     assert_eq!(rows[0]["sampler"], "ancestral");
@@ -528,8 +536,25 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     // PNG grid (6 samples: 3 x 2 tiles of 28 px with 2 px gaps) and trajectory strip.
     let (grid, strip) = (dir.path("grid.png"), dir.path("traj.png"));
     run_ok(&[
-        "sample", "--model", s(&run_dir), "--sampler", "ddim", "--steps", "5", "--n", "6", "--seed", "2", "--out", s(&grid),
-        "--trajectory", s(&strip), "--trajectory-rows", "2", "--trajectory-cols", "4",
+        "sample",
+        "--model",
+        s(&run_dir),
+        "--sampler",
+        "ddim",
+        "--steps",
+        "5",
+        "--n",
+        "6",
+        "--seed",
+        "2",
+        "--out",
+        s(&grid),
+        "--trajectory",
+        s(&strip),
+        "--trajectory-rows",
+        "2",
+        "--trajectory-cols",
+        "4",
     ]);
     let (w, h, px) = decode_gray_png(&std::fs::read(&grid).unwrap());
     assert_eq!((w, h), (3 * 28 + 4 * 2, 2 * 28 + 3 * 2));
@@ -557,8 +582,24 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     // Bits/dim of dequantized test digits: finite and positive (the dequantized NLL bounds
     // -log P(k) >= 0 from above).
     let v = json_of(&run_ok(&[
-        "likelihood", "--model", s(&run_dir), "--data", "mnist-test", "--data-dir", s(&subset), "--n", "2", "--batch", "2",
-        "--hutchinson", "rademacher", "--rtol", "1e-3", "--atol", "1e-3", "--json",
+        "likelihood",
+        "--model",
+        s(&run_dir),
+        "--data",
+        "mnist-test",
+        "--data-dir",
+        s(&subset),
+        "--n",
+        "2",
+        "--batch",
+        "2",
+        "--hutchinson",
+        "rademacher",
+        "--rtol",
+        "1e-3",
+        "--atol",
+        "1e-3",
+        "--json",
     ]));
     let bpd = v["bits_per_dim"].as_f64().unwrap();
     assert!(bpd.is_finite() && bpd > 0.0, "{v}");
@@ -579,7 +620,10 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
     v["format"] = 99.into();
     std::fs::write(&card, v.to_string()).unwrap();
-    run_err(&["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))], &["model.json", "`format`", "expected version 1", "found 99"]);
+    run_err(
+        &["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))],
+        &["model.json", "`format`", "expected version 1", "found 99"],
+    );
     assert!(!dir.path("c.npy").exists());
 }
 
@@ -625,14 +669,28 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     assert_eq!((config["variance"].as_str(), config["loss"]["kind"].as_str()), (Some("learned"), Some("hybrid")));
 
     let out = dir.path("x.npy");
-    let v = json_of(&run_ok(&["sample", "--model", s(&run_dir), "--sampler", "ancestral", "--steps", "6", "--n", "3", "--seed", "1", "--json", "--out", s(&out)]));
+    let v =
+        json_of(&run_ok(&["sample", "--model", s(&run_dir), "--sampler", "ancestral", "--steps", "6", "--n", "3", "--seed", "1", "--json", "--out", s(&out)]));
     assert_eq!((v["steps"].as_u64(), v["nfe"].as_u64()), (Some(6), Some(6)));
     assert!(read_npy(&out).unwrap().data.iter().all(|x| x.is_finite()));
     run_ok(&["sample", "--model", s(&run_dir), "--sampler", "ancestral", "--variance", "large", "--steps", "6", "--n", "3", "--out", s(&out)]);
 
     let vlb = |model: &Path| {
         json_of(&run_ok(&[
-            "likelihood", "--model", s(model), "--method", "vlb", "--data", "mnist-test", "--data-dir", s(&subset), "--n", "3", "--batch", "2", "--json",
+            "likelihood",
+            "--model",
+            s(model),
+            "--method",
+            "vlb",
+            "--data",
+            "mnist-test",
+            "--data-dir",
+            s(&subset),
+            "--n",
+            "3",
+            "--batch",
+            "2",
+            "--json",
         ]))
     };
     let v = vlb(&run_dir);
@@ -660,7 +718,10 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     run_err(&["likelihood", "--model", s(&mixture), "--method", "vlb", "--data", s(&points)], &["--method vlb", "Gaussian mixture"]);
     run_err(&["likelihood", "--model", s(&run_dir), "--method", "vlb", "--data", s(&points)], &["--method vlb", "8-bit images"]);
     run_err(&["likelihood", "--model", s(&run_dir), "--method", "exact", "--data", s(&points)], &["--method"]);
-    run_err(&["sample", "--model", s(&vp_run), "--sampler", "ancestral", "--variance", "learned", "--n", "2", "--out", s(&out)], &["--variance learned", "no learned variance"]);
+    run_err(
+        &["sample", "--model", s(&vp_run), "--sampler", "ancestral", "--variance", "learned", "--n", "2", "--out", s(&out)],
+        &["--variance learned", "no learned variance"],
+    );
     let bad = |sde: serde_json::Value, loss: serde_json::Value, variance: &str, needles: &[&str]| {
         let config = dir.path("bad.json");
         let mut v = tiny_unet_config(sde, loss, variance, 1);

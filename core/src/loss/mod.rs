@@ -25,11 +25,11 @@ pub mod ssm;
 pub mod vlb;
 
 pub use ddpm::ddpm_simple_loss;
-pub use dsm::{dsm_at, dsm_loss, Weighting};
-pub use hybrid::{hybrid_loss, DEFAULT_LAMBDA};
+pub use dsm::{Weighting, dsm_at, dsm_loss};
+pub use hybrid::{DEFAULT_LAMBDA, hybrid_loss};
 pub use importance::LossSecondMoment;
 pub use ncsn::ncsn_loss;
-pub use ssm::{ssm_loss, Projection};
+pub use ssm::{Projection, ssm_loss};
 
 use burn::tensor::Tensor;
 

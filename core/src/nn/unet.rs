@@ -112,7 +112,10 @@ impl UNetConfig {
             && c != 2 * self.in_channels
         {
             let (i, i2) = (self.in_channels, 2 * self.in_channels);
-            return Err(config_err("out_channels", format!("expected null, in_channels = {i} or 2 in_channels = {i2} (prediction and learned variance), found {c}")));
+            return Err(config_err(
+                "out_channels",
+                format!("expected null, in_channels = {i} or 2 in_channels = {i2} (prediction and learned variance), found {c}"),
+            ));
         }
         if self.base_channels == 0 {
             return Err(config_err("base_channels", "expected at least 1 channel, found 0".into()));
@@ -140,10 +143,7 @@ impl UNetConfig {
         }
         for &l in &self.attention_levels() {
             if l >= self.channel_mult.len() {
-                return Err(config_err(
-                    "attention_resolutions",
-                    format!("expected level indices below {}, found {l}", self.channel_mult.len()),
-                ));
+                return Err(config_err("attention_resolutions", format!("expected level indices below {}, found {l}", self.channel_mult.len())));
             }
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
@@ -169,9 +169,7 @@ impl UNetConfig {
         let emb = self.embedding_width();
         let attn_levels = self.attention_levels();
         let levels = self.channel_mult.len();
-        let res = |cin: usize, cout: usize| {
-            ResBlockConfig::new(cin, cout, emb).with_groups(self.groups).with_dropout(self.dropout).init(device)
-        };
+        let res = |cin: usize, cout: usize| ResBlockConfig::new(cin, cout, emb).with_groups(self.groups).with_dropout(self.dropout).init(device);
         let attn = |c: usize| AttentionBlockConfig::new(c).with_groups(self.groups).init(device);
 
         let mut ch = self.base_channels;

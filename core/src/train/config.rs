@@ -209,7 +209,10 @@ impl RunConfig {
             return Err(format!("variance: the hybrid loss trains a learned variance: expected learned, found {}", self.variance));
         }
         if learned && !hybrid {
-            return Err(format!("loss.kind: a learned variance is trained by the hybrid loss only (L_simple ignores it): expected hybrid, found {}", self.loss.kind()));
+            return Err(format!(
+                "loss.kind: a learned variance is trained by the hybrid loss only (L_simple ignores it): expected hybrid, found {}",
+                self.loss.kind()
+            ));
         }
         match &self.network {
             Network::Unet(u) if u.learns_variance() != learned => {

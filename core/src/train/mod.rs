@@ -14,9 +14,9 @@ pub mod ema;
 mod trainer;
 
 pub use config::{Dataset, Network, RunConfig};
-pub use trainer::{StepReport, TrainError, TrainState, Trainer, EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE};
+pub use trainer::{EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE, StepReport, TrainError, TrainState, Trainer};
 
-use crate::loss::{ddpm_simple_loss, dsm_loss, hybrid_loss, ncsn_loss, ssm_loss, LossSecondMoment, Projection, Weighting, DEFAULT_LAMBDA};
+use crate::loss::{DEFAULT_LAMBDA, LossSecondMoment, Projection, Weighting, ddpm_simple_loss, dsm_loss, hybrid_loss, ncsn_loss, ssm_loss};
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
 use crate::sde::{Sde, SdeConfig};
@@ -168,11 +168,7 @@ impl Default for OptimConfig {
 impl OptimConfig {
     /// The learning rate at step `step` (0-based): linear warm-up, then constant.
     pub fn lr_at(&self, step: usize) -> f64 {
-        if self.warmup == 0 {
-            self.lr
-        } else {
-            self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0)
-        }
+        if self.warmup == 0 { self.lr } else { self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0) }
     }
 
     /// Checks ranges, naming the field.

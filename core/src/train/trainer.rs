@@ -1,12 +1,12 @@
 //! The resumable training loop (see the module docs of [`crate::train`]).
 
 use super::checkpoint;
-use crate::io::write_atomic;
 use super::ema::ema_update;
 use super::{LossConfig, OptimConfig};
+use crate::io::write_atomic;
 use crate::loss::LossSecondMoment;
 use crate::model::ScoreModel;
-use crate::nn::{load_burnpack, save_burnpack, NetworkConfig, NnError};
+use crate::nn::{NetworkConfig, NnError, load_burnpack, save_burnpack};
 use crate::noise::{NoiseSource, NoiseState};
 use crate::sde::{Sde, SdeConfig};
 use burn::grad_clipping::GradientClippingConfig;
