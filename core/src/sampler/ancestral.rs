@@ -8,9 +8,10 @@
 //! forward variance `v = beta_t` instead (Ho et al., section 3.2). For VE it is the ancestral
 //! predictor of Song et al. 2021, eq. (47): `x + (s_t^2 - s_s^2) score`.
 
-use super::{Step, Transition};
-use crate::model::ScoreFn;
+use super::{PredictionStep, Step, Transition};
+use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
+use crate::sde::Sde;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -68,9 +69,15 @@ pub struct Ancestral {
 
 impl<const D: usize> Transition<D> for Ancestral {
     fn transition(&mut self, x: Tensor<D>, t: f64, s: f64, f: &ScoreFn<D>, noise: &mut NoiseSource) -> Step<D> {
-        let x0 = f.eval(x.clone(), t).x0();
-        let (cx, cx0, std) = posterior(f.sde(), t, s, self.variance);
-        let x_mean = x.mul_scalar(cx) + x0.mul_scalar(cx0);
+        let pred = f.eval(x.clone(), t);
+        self.step_from(x, &pred, t, s, f.sde(), noise)
+    }
+}
+
+impl<const D: usize> PredictionStep<D> for Ancestral {
+    fn step_from(&self, x: Tensor<D>, pred: &Prediction<D>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D> {
+        let (cx, cx0, std) = posterior(sde, t, s, self.variance);
+        let x_mean = x.mul_scalar(cx) + pred.x0().mul_scalar(cx0);
         let z = noise.normal(x_mean.dims(), &x_mean.device());
         Step { x: x_mean.clone() + z.mul_scalar(std), x_mean }
     }
