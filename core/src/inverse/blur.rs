@@ -7,7 +7,7 @@
 //! Kernels:
 //! - Gaussian, `k(i, j) ∝ exp(-((i - c)^2 + (j - c)^2) / (2 sigma^2))`, `c = (K - 1) / 2`;
 //! - motion blur ([`motion_kernel`]): a camera-shake trajectory after Boracchi & Foi 2012
-//!   ("Modeling the performance of image restoration from motion blur", IEEE TIP, sec. II),
+//!   ("Modeling the performance of image restoration from motion blur", IEEE TIP),
 //!   simplified: a unit-speed random walk whose direction turns by Gaussian accelerations of
 //!   standard deviation `intensity` (0: a straight line), scaled to fit the kernel, centred and
 //!   rasterised by bilinear splatting, normalised to sum 1. DPS's experiments draw their motion

@@ -3,17 +3,17 @@
 //! (Poisson noise).
 //!
 //! The likelihood `p(y | x_t)` is approximated by `p(y | x0_hat(x_t))` with Tweedie's
-//! `x0_hat = E[x_0 | x_t]` (eq. 11-16). At each step from `x_i` at `t` to `s < t`:
+//! `x0_hat = E[x_0 | x_t]` (the paper's sec. 3). At each step from `x_i` at `t` to `s < t`:
 //!
 //! 1. `x0_hat = x0_hat(x_i)` from the network and its gradient through the network and `A`,
 //!    `g = grad_{x_i} ||y - A(x0_hat(x_i))||^2_Lambda` (burn's autodiff; `Lambda = I` for
 //!    Gaussian noise, `diag(1 / (2 y_j))` in counts for Poisson, see
 //!    [`MeasurementNoise::weights`]);
-//! 2. `x'_{i-1}` = the unconditional step from the same prediction: DDPM ancestral (Alg. 1
-//!    line 6) or DDIM (`eta`; the paper's appendix C.4 uses DDPM, DDIM is the same
-//!    correction after a DDIM update);
+//! 2. `x'_{i-1}` = the unconditional step from the same prediction: DDPM ancestral (as in
+//!    Alg. 1) or DDIM (`eta`; the same correction applied after a DDIM update instead);
 //! 3. `x_{i-1} = x'_{i-1} - zeta_i g` with the paper's step size
-//!    `zeta_i = zeta / ||y - A(x0_hat(x_i))||_Lambda` (sec. 4 and appendix C.2).
+//!    `zeta_i = zeta / ||y - A(x0_hat(x_i))||_Lambda` (the choice stated with the paper's
+//!    experiments, `zeta` a constant per task).
 //!
 //! # Where the reference code differs, and what we follow
 //! - **Norm and normalisation.** The code (`PosteriorSampling` in

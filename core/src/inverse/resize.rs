@@ -5,8 +5,8 @@
 //!   `P P^T = I / k`, so `A A^T = I / k^2` and the pseudo-inverse is `k^2 A^T` (nearest-neighbour
 //!   upsampling): [`LinearOperator::pinv_scale`] = `1 / k^2`.
 //! - Bicubic downsampling as MATLAB's `imresize` does it (the operator of the super-resolution
-//!   literature and of DPS's code): Keys' cubic convolution kernel with `a = -1/2` (Keys 1981,
-//!   eq. 15), stretched by `k` for antialiasing, `w_ij ∝ cubic((u_i - j) / k) / k` with the
+//!   literature and of DPS's code): Keys' cubic convolution kernel with `a = -1/2` (Keys, "Cubic
+//!   convolution interpolation for digital image processing", 1981), stretched by `k` for antialiasing, `w_ij ∝ cubic((u_i - j) / k) / k` with the
 //!   output pixel's centre `u_i = (i + 1/2) k - 1/2` in input coordinates, each row normalised
 //!   to sum 1, symmetric (edge-repeating) boundary. The same [`cubic_resize_matrix`] with
 //!   scale > 1 is bicubic *up*sampling, the super-resolution baseline.
