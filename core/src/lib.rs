@@ -13,6 +13,7 @@
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod inverse;
 pub mod io;
 pub mod likelihood;
 pub mod loss;

@@ -11,6 +11,11 @@
 //! - MMD^2 with the median-heuristic bandwidth (Gretton et al. 2012, sec. 8).
 //! - The classifier's view of generated images: the entropy of the predicted-class histogram
 //!   (diversity, in bits) and the mean max-softmax confidence.
+//! - PSNR and SSIM of reconstructions against a ground truth (`image`: [`psnr`], [`ssim`]).
+
+mod image;
+
+pub use image::{SIGNED_RANGE, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW, mse, psnr, ssim};
 
 fn dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()

@@ -126,3 +126,18 @@ pub trait Conditional<const D: usize> {
     /// The model as a [`ScoreModel`] on a batch with these labels (one per example).
     fn with_labels(&self, labels: Vec<usize>) -> Box<dyn ScoreModel<D> + '_>;
 }
+
+/// A model of flat points `[batch, dim]` evaluated on images `[batch, c, h, w]` with
+/// `c h w = dim` (row-major flattening): an analytic mixture as an exact image prior.
+pub struct Flattened<'a>(pub &'a dyn ScoreModel<2>);
+
+impl ScoreModel<4> for Flattened<'_> {
+    fn parameterization(&self) -> Parameterization {
+        self.0.parameterization()
+    }
+
+    fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
+        let dims = x.dims();
+        self.0.forward(x.reshape([dims[0], dims[1] * dims[2] * dims[3]]), t).reshape(dims)
+    }
+}

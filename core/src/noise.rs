@@ -9,7 +9,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::{Distribution, Poisson, StandardNormal};
 
 /// A seeded stream of Gaussian, Rademacher and uniform numbers.
 #[derive(Debug, Clone)]
@@ -49,6 +49,14 @@ impl NoiseSource {
     /// One standard normal number.
     pub fn normal_f64(&mut self) -> f64 {
         StandardNormal.sample(&mut self.rng)
+    }
+
+    /// One Poisson count of mean `lambda` (0 when `lambda <= 0`), as an `f64`.
+    pub fn poisson(&mut self, lambda: f64) -> f64 {
+        if lambda <= 0.0 {
+            return 0.0;
+        }
+        Poisson::new(lambda).map(|p| p.sample(&mut self.rng)).unwrap_or(0.0)
     }
 
     /// A uniform index in `0..n`.

@@ -31,11 +31,14 @@ mod bench;
 mod eval;
 mod eval_samplers;
 mod export_model;
+mod image_io;
 mod likelihood;
 mod model_source;
 mod plot;
 mod png;
 mod sample;
+mod solve;
+mod solve_eval;
 mod train;
 mod train_classifier;
 
@@ -64,6 +67,10 @@ enum Command {
     TrainClassifier(train_classifier::TrainClassifierArgs),
     /// Sample quality: energy distance and MMD for 2-D models; Frechet distance, confidence and class entropy for images.
     Eval(eval::EvalArgs),
+    /// Solve an inverse problem (inpaint, super-resolution, deblur, motion-deblur, colorize, phase-retrieval) with an image model.
+    Solve(solve::SolveArgs),
+    /// PSNR/SSIM of every inverse-problem task and method on the first N test images, next to the baselines.
+    SolveEval(solve_eval::SolveEvalArgs),
     /// U-Net training-step and per-NFE sampling time at several batch sizes, and peak memory.
     Bench(bench::BenchArgs),
 }
@@ -230,6 +237,8 @@ fn main() -> ExitCode {
         Command::TrainClassifier(args) => train_classifier::train_classifier_cmd(args),
         Command::Eval(args) => eval::eval(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Solve(args) => solve::solve(args),
+        Command::SolveEval(args) => solve_eval::solve_eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,21 +1,25 @@
 //! `native-cli sample`: run a reverse-time sampler of the core from the prior and write the
 //! samples as `.npy` (any model) or a PNG grid (image models), optionally with a strip of
 //! intermediate states (`--trajectory`) and classifier-free guidance (`--guidance`, Ho &
-//! Salimans 2022, through `scorediff::nn::Guided`).
+//! Salimans 2022, through `scorediff::nn::Guided`) or guidance by a noise-conditional classifier
+//! (`--classifier`, through `scorediff::inverse::ClassifierGuidance`).
 
 use crate::model_source::ModelSource;
 use crate::{SamplerOpts, progress_bar, sampler_defaults, sampler_help, to_vec};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::ProgressBar;
+use scorediff::burn::module::Module;
 use scorediff::burn::tensor::{Device, Tensor};
 use scorediff::export::LoadedNet;
+use scorediff::inverse::ClassifierGuidance;
 use scorediff::io::write_npy_f32_nd;
 use scorediff::model::{ScoreFn, ScoreModel};
-use scorediff::nn::{Guided, UNet};
+use scorediff::nn::{Classifier, Guided, UNet};
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::{SamplerConfig, SamplerKind, Sampling};
 use scorediff::sde::Sde;
+use scorediff::train::classifier::load_classifier_dir;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -66,6 +70,14 @@ pub struct SampleArgs {
     /// gets class i mod num_classes].
     #[arg(long, value_name = "K")]
     class: Option<usize>,
+    /// Classifier guidance (Song et al. 2021, eq. 14): a noise-conditional classifier directory
+    /// (`train-classifier --noisy`, trained with the model's SDE); samples follow
+    /// score + s grad log p_t(class | x_t), class --class or i mod classes.
+    #[arg(long, value_name = "DIR", conflicts_with = "guidance")]
+    classifier: Option<PathBuf>,
+    /// The classifier guidance scale s.
+    #[arg(long, value_name = "S", default_value_t = 1.0, requires = "classifier")]
+    classifier_scale: f64,
     /// Compute backend: flex (CPU); wgpu, vulkan, cuda when built with that cargo feature.
     #[arg(long, value_name = "NAME", default_value = "flex")]
     backend: String,
@@ -185,6 +197,35 @@ fn frame_indices(len: usize, cols: usize) -> Vec<usize> {
     idx
 }
 
+/// The noise-conditional classifier of `--classifier` (in inference mode) and its number of
+/// classes, checked against the model: trained on perturbed data of the model's SDE, for
+/// images of the model's shape.
+fn noisy_classifier(dir: &Path, class: Option<usize>, source: &ModelSource, device: &Device) -> Result<(Classifier, usize)> {
+    let (card, net) = load_classifier_dir(dir, device).map_err(|e| anyhow!(e)).context("--classifier")?;
+    let Some(sde) = &card.sde else {
+        bail!("--classifier {}: expected a noise-conditional classifier (train-classifier --noisy), found one of clean images", dir.display());
+    };
+    let model_sde = source.card().map(|c| c.sde.clone());
+    if model_sde.as_ref() != Some(sde) {
+        bail!("--classifier {}: expected a classifier trained with the model's SDE {model_sde:?}, found {sde:?}", dir.display());
+    }
+    let c = &card.config;
+    if vec![c.in_channels, c.image_size, c.image_size] != source.dim_shape() {
+        bail!(
+            "--classifier {}: expected a classifier of the model's images {:?}, found [{}, {}, {}]",
+            dir.display(),
+            source.dim_shape(),
+            c.in_channels,
+            c.image_size,
+            c.image_size
+        );
+    }
+    if let Some(k) = class.filter(|&k| k >= c.classes) {
+        bail!("--class: expected a class of the classifier in 0..{}, found {k}", c.classes - 1);
+    }
+    Ok((net.valid(), c.classes))
+}
+
 /// The guidance labels and weight asked for, checked against the model.
 fn guidance_plan(args: &SampleArgs, source: &ModelSource, net: Option<&LoadedNet>) -> Result<Option<(usize, f64)>> {
     if args.guidance.is_none() && args.class.is_none() {
@@ -258,7 +299,14 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         Some(_) => Some(source.net(&device)?),
         None => None,
     };
-    let plan = guidance_plan(args, &source, net.as_ref())?;
+    let classifier = match &args.classifier {
+        Some(dir) => Some(noisy_classifier(dir, args.class, &source, &device)?),
+        None => None,
+    };
+    let plan = match classifier {
+        Some(_) => None,
+        None => guidance_plan(args, &source, net.as_ref())?,
+    };
     let mut noise = NoiseSource::new(args.seed);
     let traj_rows = if args.trajectory.is_some() { args.trajectory_rows } else { 0 };
 
@@ -268,6 +316,11 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         Some(LoadedNet::Image(unet)) => {
             let [c, h, w] = [point[0], point[1], point[2]];
             let model_for = |first: usize, rows: usize| -> Result<ImageModel<'_>> {
+                if let Some((net, k)) = &classifier {
+                    let labels = (first..first + rows).map(|i| args.class.unwrap_or(i % k)).collect();
+                    let guided = ClassifierGuidance::new(unet, sde.as_ref(), net, labels, args.classifier_scale);
+                    return Ok(ImageModel::ClassifierGuided(guided.map_err(|e| anyhow!("--classifier-scale: {e}"))?));
+                }
                 Ok(match plan {
                     None => ImageModel::Plain(unet),
                     Some((k, g)) => {
@@ -348,6 +401,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
 enum ImageModel<'a> {
     Plain(&'a UNet),
     Guided(Guided<'a>),
+    ClassifierGuided(ClassifierGuidance<'a, 4>),
 }
 
 impl ScoreModel<4> for ImageModel<'_> {
@@ -355,6 +409,7 @@ impl ScoreModel<4> for ImageModel<'_> {
         match self {
             Self::Plain(u) => ScoreModel::parameterization(*u),
             Self::Guided(g) => g.parameterization(),
+            Self::ClassifierGuided(g) => g.parameterization(),
         }
     }
     fn forward(&self, x: scorediff::burn::tensor::Tensor<4>, t: &[f64]) -> scorediff::burn::tensor::Tensor<4> {
@@ -364,6 +419,7 @@ impl ScoreModel<4> for ImageModel<'_> {
         match self {
             Self::Plain(u) => ScoreModel::forward_with_variance(*u, x, t),
             Self::Guided(g) => g.forward_with_variance(x, t),
+            Self::ClassifierGuided(g) => g.forward_with_variance(x, t),
         }
     }
 }

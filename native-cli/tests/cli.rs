@@ -7,29 +7,9 @@ use scorediff::noise::NoiseSource;
 use scorediff::sampler::SamplerKind;
 use scorediff::sde::SdeConfig;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("native-cli-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{TempDir, run_err, run_ok, s};
 
 /// The test mixture: three well-separated components in 2-D under the default VP SDE.
 fn mixture_file() -> MixtureFile {
@@ -43,37 +23,6 @@ fn write_mixture(dir: &TempDir) -> PathBuf {
     let path = dir.path("mixture.json");
     std::fs::write(&path, mixture_file().to_json()).unwrap();
     path
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_native-cli")).args(args).output().expect("native-cli runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs and expects success; returns stdout.
-fn run_ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs and expects failure with exactly one stderr line `error: ...` containing every needle.
-fn run_err(args: &[&str], needles: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(!out.status.success(), "{args:?} succeeded; stderr: {stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one stderr line, found {stderr:?}");
-    let line = lines[0];
-    assert!(line.starts_with("error: "), "{line}");
-    assert!(!line.contains("panicked") && !line.contains("internal error"), "{line}");
-    for needle in needles {
-        assert!(line.contains(needle), "{args:?}: {line:?} does not contain {needle:?}");
-    }
-    line.to_string()
 }
 
 fn sample_args<'a>(model: &'a str, out: &'a str, seed: &'a str) -> Vec<&'a str> {

@@ -178,6 +178,8 @@ try {
   exitCode = failures.length ? 1 : 0;
 } catch (e) {
   console.error('FAIL', e);
+  failures.push(`the test stopped: ${e.message || e}`);
+  exitCode = 1;
 } finally {
   writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 2));
   await browser.close();

@@ -25,8 +25,8 @@
 //! (from `t + (t - s)` to `t`; on DDPM's full grid exactly their `posterior_variance[1]`). The
 //! last step's noise never reaches the sample, which is the step's mean `x_mean`.
 
-use super::{Step, Transition};
-use crate::model::ScoreFn;
+use super::{PredictionStep, Step, Transition};
+use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
 use crate::param::Coef;
 use crate::sde::Sde;
@@ -225,7 +225,34 @@ impl<const D: usize> Transition<D> for Ancestral {
             Variance::Learned => f.eval_with_variance(x.clone(), t),
             _ => (f.eval(x.clone(), t), None),
         };
-        let p = Posterior::new(f.sde(), t, s);
+        self.step_with_variance(x, &pred, v, t, s, f.sde(), noise)
+    }
+}
+
+impl<const D: usize> PredictionStep<D> for Ancestral {
+    /// # Panics
+    /// With [`Variance::Learned`]: the prediction alone carries no variance output (use
+    /// [`Ancestral::step_with_variance`]).
+    fn step_from(&self, x: Tensor<D>, pred: &Prediction<D>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D> {
+        self.step_with_variance(x, pred, None, t, s, sde, noise)
+    }
+}
+
+impl Ancestral {
+    /// The step from `x` at `t` to `s` given the model's prediction there and, for
+    /// [`Variance::Learned`], its variance output `v` (`[batch, ...]`, in `[-1, 1]`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_with_variance<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        pred: &Prediction<D>,
+        v: Option<Tensor<D>>,
+        t: f64,
+        s: f64,
+        sde: &dyn Sde,
+        noise: &mut NoiseSource,
+    ) -> Step<D> {
+        let p = Posterior::new(sde, t, s);
         let x_mean = x.mul_scalar(p.coef_x) + pred.x0().mul_scalar(p.coef_x0);
         let z = noise.normal(x_mean.dims(), &x_mean.device());
         let scaled = match self.variance {

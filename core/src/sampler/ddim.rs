@@ -5,9 +5,10 @@
 //! (the probability-flow ODE's exponential integrator), `eta = 1` is DDPM ancestral sampling.
 //! For VE (`m = 1`) it is the same update in sigma space.
 
-use super::{Posterior, Step, Transition};
-use crate::model::ScoreFn;
+use super::{Posterior, PredictionStep, Step, Transition};
+use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
+use crate::sde::Sde;
 use burn::tensor::Tensor;
 
 /// The DDIM transition.
@@ -19,10 +20,16 @@ pub struct Ddim {
 
 impl<const D: usize> Transition<D> for Ddim {
     fn transition(&mut self, x: Tensor<D>, t: f64, s: f64, f: &ScoreFn<D>, noise: &mut NoiseSource) -> Step<D> {
-        let pred = f.eval(x, t);
+        let pred = f.eval(x.clone(), t);
+        self.step_from(x, &pred, t, s, f.sde(), noise)
+    }
+}
+
+impl<const D: usize> PredictionStep<D> for Ddim {
+    fn step_from(&self, _x: Tensor<D>, pred: &Prediction<D>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D> {
         let (x0, eps) = (pred.x0(), pred.eps());
-        let (ms, ss) = f.sde().marginal(s);
-        let std_post = Posterior::new(f.sde(), t, s).var_small.sqrt();
+        let (ms, ss) = sde.marginal(s);
+        let std_post = Posterior::new(sde, t, s).var_small.sqrt();
         let c = self.eta * std_post;
         let x_mean = x0.mul_scalar(ms) + eps.mul_scalar((ss * ss - c * c).max(0.0).sqrt());
         if c == 0.0 {

@@ -22,7 +22,6 @@ mod ancestral;
 mod ddim;
 mod dpm_solver;
 mod euler_maruyama;
-mod inpaint;
 mod interp;
 mod langevin;
 mod ode;
@@ -30,12 +29,13 @@ mod pc;
 mod reverse_diffusion;
 mod rk45;
 
+/// Projection inpainting lives with the other inverse-problem methods in [`crate::inverse`].
+pub use crate::inverse::Inpainting;
 pub use ald::AnnealedLangevin;
 pub use ancestral::{Ancestral, Posterior, Posteriors, Variance};
 pub use ddim::Ddim;
 pub use dpm_solver::DpmSolver2M;
 pub use euler_maruyama::EulerMaruyama;
-pub use inpaint::Inpainting;
 pub use interp::{ode_decode, ode_encode, slerp};
 pub use langevin::{LangevinCorrector, langevin_update};
 pub use ode::{OdeEuler, OdeHeun};
@@ -43,7 +43,7 @@ pub use pc::{Predictor, PredictorCorrector};
 pub use reverse_diffusion::ReverseDiffusion;
 pub use rk45::{Rk45, Rk45Sampler};
 
-use crate::model::ScoreFn;
+use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
 use crate::sde::Sde;
 use burn::tensor::{Device, Tensor};
@@ -82,6 +82,13 @@ pub trait Sampler<const D: usize> {
 pub trait Transition<const D: usize> {
     /// Moves `x` at time `t` to time `t_next`.
     fn transition(&mut self, x: Tensor<D>, t: f64, t_next: f64, f: &ScoreFn<D>, noise: &mut NoiseSource) -> Step<D>;
+}
+
+/// A transition computed from the model's prediction at `(x, t)` alone (DDPM ancestral, DDIM):
+/// what methods that need the prediction first build on (DPS differentiates it before the step).
+pub trait PredictionStep<const D: usize> {
+    /// The step from `x` at `t` to `s < t`, given the model's prediction `pred` at `(x, t)`.
+    fn step_from(&self, x: Tensor<D>, pred: &Prediction<D>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D>;
 }
 
 /// A sampler that applies a [`Transition`] along a fixed time grid.
@@ -184,7 +191,12 @@ impl std::fmt::Display for Spacing {
 /// The `n + 1` times `T = t_0 > ... > t_{n-1} = t_min > t_n = 0`, snapped to the SDE's grid
 /// (duplicates after snapping removed, so a discrete schedule may give fewer).
 pub fn time_grid(sde: &dyn Sde, n: usize, spacing: Spacing) -> Vec<f64> {
-    let (t_max, t_min) = (sde.t_max(), sde.t_min());
+    time_grid_from(sde, sde.t_max(), n, spacing)
+}
+
+/// As [`time_grid`], starting at `t_start <= T` instead of `T` (SDEdit starts part-way).
+pub fn time_grid_from(sde: &dyn Sde, t_start: f64, n: usize, spacing: Spacing) -> Vec<f64> {
+    let (t_max, t_min) = (t_start.clamp(sde.t_min(), sde.t_max()), sde.t_min());
     let (l_max, l_min) = (log_snr(sde, t_min), log_snr(sde, t_max));
     let mut times: Vec<f64> = (0..n)
         .map(|k| {
@@ -367,11 +379,16 @@ impl SamplerConfig {
 
     /// Builds the sampler for `sde`.
     pub fn build<const D: usize>(&self, sde: &dyn Sde) -> Box<dyn Sampler<D>> {
-        let mut times = time_grid(sde, self.steps, self.spacing);
+        self.build_from(sde, sde.t_max())
+    }
+
+    /// Builds the sampler for `sde` on a grid that starts at `t_start` instead of `T`.
+    pub fn build_from<const D: usize>(&self, sde: &dyn Sde, t_start: f64) -> Box<dyn Sampler<D>> {
+        let mut times = time_grid_from(sde, t_start, self.steps, self.spacing);
         let corrector = LangevinCorrector { snr: self.snr, steps: self.corrector_steps };
         let sampler: Box<dyn Sampler<D>> = match self.kind {
             SamplerKind::Ald => Box::new(AnnealedLangevin::new(sde, times, self.corrector_steps, self.step_lr)),
-            SamplerKind::OdeRk45 => Box::new(Rk45Sampler::new(sde.t_max(), sde.t_min(), self.rtol, self.atol)),
+            SamplerKind::OdeRk45 => Box::new(Rk45Sampler::new(times[0], sde.t_min(), self.rtol, self.atol)),
             kind => {
                 if self.denoise {
                     // The last step is Tweedie's denoiser instead (see `Denoised`).
@@ -397,7 +414,7 @@ impl SamplerConfig {
 /// A sampling run in progress: the state, the sampler, and whether to finish with Tweedie.
 pub struct Sampling<const D: usize> {
     sampler: Box<dyn Sampler<D>>,
-    state: Step<D>,
+    pub(crate) state: Step<D>,
     denoise: bool,
     finished: bool,
 }
@@ -411,7 +428,22 @@ impl<const D: usize> Sampling<D> {
 
     /// Starts from a given `x_T` (e.g. an ODE latent).
     pub fn from_state(config: &SamplerConfig, sde: &dyn Sde, x: Tensor<D>) -> Self {
-        Self { sampler: config.build(sde), state: Step::deterministic(x), denoise: config.denoise, finished: false }
+        Self::from_state_at(config, sde, x, sde.t_max())
+    }
+
+    /// Starts from a given `x` at time `t_start` (SDEdit: a noised image part-way).
+    pub fn from_state_at(config: &SamplerConfig, sde: &dyn Sde, x: Tensor<D>, t_start: f64) -> Self {
+        Self { sampler: config.build_from(sde, t_start), state: Step::deterministic(x), denoise: config.denoise, finished: false }
+    }
+
+    /// Runs a sampler built elsewhere (DPS's guided grid) from `x`, without a final Tweedie step.
+    pub fn with_sampler(sampler: Box<dyn Sampler<D>>, x: Tensor<D>) -> Self {
+        Self { sampler, state: Step::deterministic(x), denoise: false, finished: false }
+    }
+
+    /// The sampler's current time.
+    pub fn time(&self) -> f64 {
+        self.sampler.time()
     }
 
     /// The current state.

@@ -13,7 +13,7 @@ use super::{OptimConfig, StepReport, TrainError};
 use crate::data::{DatasetKind, ImageDataset};
 use crate::nn::{Classifier, ClassifierConfig, NetworkConfig, load_burnpack};
 use crate::noise::NoiseSource;
-use crate::sde::Sde;
+use crate::sde::{Sde, SdeConfig};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -35,10 +35,18 @@ pub struct ClassifierCard {
     pub config: ClassifierConfig,
     /// How it was trained.
     pub training: ClassifierTraining,
-    /// Accuracy on the data set's full test split.
+    /// Accuracy on the data set's full test split (for a noise-conditional classifier: on
+    /// test images perturbed to the SDE's `t_min`).
     pub test_accuracy: f64,
     /// The command that trained it.
     pub command: String,
+    /// The SDE whose perturbed data a noise-conditional classifier was trained on (`None`: a
+    /// plain classifier of clean images). Guidance needs the score model's own SDE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sde: Option<SdeConfig>,
+    /// `[t, accuracy]` on perturbed test images at a few times (noise-conditional only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accuracy_by_time: Vec<[f64; 2]>,
 }
 
 impl ClassifierCard {
@@ -160,12 +168,32 @@ pub fn accuracy(model: &Classifier, data: &ImageDataset, batch: usize, device: &
     correct as f64 / data.n.max(1) as f64
 }
 
-/// Trains a fresh classifier of `config` on `data` as `training` says (plain classifiers; see
-/// [`ClassifierTrainer`] for noise-conditional ones), calling `progress` after every step.
+/// Fraction of `data`'s images, perturbed to time `t` of `sde` (`x_t = m x_0 + s z`, `z` from
+/// `seed`), that a noise-conditional `model` (on a plain device) classifies right.
+pub fn accuracy_at(model: &Classifier, data: &ImageDataset, sde: &dyn Sde, t: f64, seed: u64, batch: usize, device: &Device) -> f64 {
+    let mut noise = NoiseSource::new(seed);
+    let (m, s) = sde.marginal(t);
+    let indices: Vec<usize> = (0..data.n).collect();
+    let mut correct = 0;
+    for chunk in indices.chunks(batch.max(1)) {
+        let x0 = data.batch_tensor(chunk, device);
+        let x = x0.clone().mul_scalar(m) + noise.normal(x0.dims(), device).mul_scalar(s);
+        let logits = model.forward(x, Some(&vec![t; chunk.len()]));
+        let predicted = logits.argmax(1).into_data().convert::<i64>();
+        let predicted = predicted.as_slice::<i64>().expect("i64 classes");
+        correct += chunk.iter().zip(predicted).filter(|(i, p)| data.labels[**i] as i64 == **p).count();
+    }
+    correct as f64 / data.n.max(1) as f64
+}
+
+/// Trains a fresh classifier of `config` on `data` as `training` says, calling `progress` after
+/// every step. A config with a time embedding is noise-conditional and needs `sde`, whose
+/// perturbed data it is trained on (see [`ClassifierTrainer`]); a plain one needs `None`.
 pub fn train_classifier(
     config: &ClassifierConfig,
     training: &ClassifierTraining,
     data: &ImageDataset,
+    sde: Option<Box<dyn Sde>>,
     device: &Device,
     mut progress: impl FnMut(&StepReport),
 ) -> Result<Classifier, String> {
@@ -173,7 +201,7 @@ pub fn train_classifier(
     let autodiff = device.clone().autodiff();
     autodiff.seed(training.seed);
     let model = config.build(&autodiff).map_err(|e| e.to_string())?;
-    let mut trainer = ClassifierTrainer::new(model, training.optim, None, training.seed, &autodiff)?;
+    let mut trainer = ClassifierTrainer::new(model, training.optim, sde, training.seed, &autodiff)?;
     while trainer.step() < training.steps {
         let report = trainer.train_step(data, training.batch_size).map_err(|e| e.to_string())?;
         progress(&report);
@@ -199,13 +227,37 @@ mod tests {
         let mut training = ClassifierTraining { batch_size: 32, steps: 100, ..ClassifierTraining::default() };
         training.optim.warmup = 10;
         let mut losses = Vec::new();
-        let net = train_classifier(&cfg, &training, &train, &dev, |r| losses.push(r.loss)).unwrap();
+        let net = train_classifier(&cfg, &training, &train, None, &dev, |r| losses.push(r.loss)).unwrap();
         let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
         // At initialisation the loss is about ln 10 = 2.30; 100 steps on 1000 digits must cut it.
         assert!(mean(&losses[90..]) < 0.6 * mean(&losses[..5]), "{losses:?}");
         // Chance is 10%; even this tiny net after 100 steps is far above it on held-out digits.
         let acc = accuracy(&net, &test, 64, &dev);
         assert!(acc > 0.5, "test accuracy {acc}");
+    }
+
+    /// Chance is 10%; on the subset's 50 test digits a binomial at p = 0.1 has standard error
+    /// 0.042, so 0.3 is more than 4 standard errors above chance. At `T` the DDPM schedule keeps
+    /// `m(T) = 0.006` of the image: the classifier can only guess there.
+    #[test]
+    fn noisy_training_beats_chance_at_small_t_and_not_at_t_max() {
+        let dev = Device::flex();
+        let (train, test) = (subset(Split::Train), subset(Split::Test));
+        let cfg = ClassifierConfig::new()
+            .with_channels1(8)
+            .with_channels2(16)
+            .with_hidden(32)
+            .with_time_embedding(Some(crate::nn::TimeEmbedding::Sinusoidal { scale: 1000.0 }));
+        let sde_config = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 };
+        let mut training = ClassifierTraining { batch_size: 32, steps: 200, ..ClassifierTraining::default() };
+        training.optim.warmup = 10;
+        let net = train_classifier(&cfg, &training, &train, Some(sde_config.build().unwrap()), &dev, |_| {}).unwrap();
+        let sde = sde_config.build().unwrap();
+        let early = accuracy_at(&net, &test, sde.as_ref(), sde.t_min(), 0, 25, &dev);
+        let late = accuracy_at(&net, &test, sde.as_ref(), 1.0, 0, 25, &dev);
+        println!("accuracy at t_min {early}, at T {late}");
+        assert!(early > 0.3 && late < 0.3, "accuracy at t_min {early}, at T {late}");
+        assert!(train_classifier(&cfg, &training, &train, None, &dev, |_| {}).is_err());
     }
 
     #[test]
