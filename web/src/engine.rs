@@ -546,10 +546,11 @@ pub struct ImageClassifier {
 }
 
 impl ImageClassifier {
-    /// Loads the classifier's config (its JSON) and Burnpack weights.
-    pub fn load(config_json: &str, weights: Vec<u8>) -> Result<Self, String> {
-        let config: scorediff::nn::ClassifierConfig = parse("classifier config", config_json)?;
-        let net = scorediff::nn::load_burnpack_bytes(&config, weights, "classifier weights", &Device::flex()).map_err(|e| e.to_string())?;
+    /// Loads the classifier from its card (`classifier.json`, as `native-cli train-classifier`
+    /// writes it) and Burnpack weights.
+    pub fn load(card_json: &str, weights: Vec<u8>) -> Result<Self, String> {
+        let card: scorediff::train::classifier::ClassifierCard = parse("classifier.json", card_json)?;
+        let net = scorediff::nn::load_burnpack_bytes(&card.config, weights, "classifier weights", &Device::flex()).map_err(|e| e.to_string())?;
         Ok(Self { net })
     }
 
