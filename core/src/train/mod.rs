@@ -6,6 +6,8 @@
 //! exponential moving average of the weights ([`ema`]). Every random number comes from two
 //! seeded [`NoiseSource`](crate::noise::NoiseSource)s (one for data, one for the loss) whose
 //! positions are saved with each checkpoint, so a resumed run continues the same loss curve.
+//! [`ParallelTrainer`] runs the same step data-parallel over several devices (burn's distributed
+//! autodiff all-reduces the gradients).
 
 pub mod checkpoint;
 pub mod classifier;
@@ -15,6 +17,7 @@ mod trainer;
 
 pub use config::{Dataset, Network, RunConfig};
 pub use trainer::{StepReport, TrainError, TrainState, Trainer, EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE};
+pub use trainer::parallel::{check_devices, ParallelError, ParallelTrainer};
 
 use crate::loss::{ddpm_simple_loss, dsm_loss, ncsn_loss, ssm_loss, Projection, Weighting};
 use crate::model::ScoreModel;

@@ -15,6 +15,8 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub mod parallel;
+
 /// File names inside a checkpoint directory.
 pub const MODEL_FILE: &str = "model.bpk";
 /// EMA weights.
@@ -138,11 +140,26 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
     /// A non-finite loss returns [`TrainError::NonFinite`] before any weight changes.
     pub fn train_step(&mut self, batch: impl FnOnce(&mut NoiseSource) -> Tensor<D>) -> Result<StepReport, TrainError> {
         let x0 = batch(&mut self.data_noise);
-        // The backend's own generator (dropout) is reseeded per step, so a resumed run draws the
-        // same masks as an uninterrupted one.
-        x0.device().seed(self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.state.step as u64);
+        self.seed_backend(&x0);
         let loss = self.loss.loss(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise);
+        self.optimise(loss)
+    }
+
+    /// The backend's own generator (dropout) is reseeded per step, so a resumed run draws the
+    /// same masks as an uninterrupted one.
+    fn seed_backend(&self, x0: &Tensor<D>) {
+        x0.device().seed(self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.state.step as u64);
+    }
+
+    /// Backpropagates `loss` and takes the optimizer and EMA step.
+    fn optimise(&mut self, loss: Tensor<1>) -> Result<StepReport, TrainError> {
         let value = loss.clone().into_scalar::<f32>() as f64;
+        self.optimise_reporting(loss, value)
+    }
+
+    /// [`optimise`](Self::optimise) with the loss value that is checked and reported given: the
+    /// mean over the replicas in data-parallel training ([`parallel`]).
+    fn optimise_reporting(&mut self, loss: Tensor<1>, value: f64) -> Result<StepReport, TrainError> {
         if !value.is_finite() {
             return Err(TrainError::NonFinite { step: self.state.step, value });
         }
