@@ -9,9 +9,9 @@
 use crate::metrics;
 use crate::mixture::{GaussianMixture, MixtureError, MixtureFile};
 use crate::model::{ScoreFn, ScoreModel};
-use crate::sde::Sde;
 use crate::noise::NoiseSource;
-use crate::sampler::{sample, SamplerConfig};
+use crate::sampler::{SamplerConfig, sample};
+use crate::sde::Sde;
 use burn::tensor::Device;
 
 /// Samples drawn from a mixture's exact score.
@@ -88,9 +88,7 @@ pub fn compare(x: &[f64], target: &GaussianMixture, noise: &mut NoiseSource) -> 
 /// the null distribution a perfect sampler's energy distance follows.
 pub fn energy_null(target: &GaussianMixture, n: usize, replicates: usize, noise: &mut NoiseSource) -> Vec<f64> {
     let d = target.dim();
-    let mut v: Vec<f64> = (0..replicates)
-        .map(|_| metrics::energy_distance(&target.sample(n, noise), &target.sample(n, noise), d))
-        .collect();
+    let mut v: Vec<f64> = (0..replicates).map(|_| metrics::energy_distance(&target.sample(n, noise), &target.sample(n, noise), d)).collect();
     v.sort_by(f64::total_cmp);
     v
 }

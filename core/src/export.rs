@@ -18,7 +18,7 @@
 
 use crate::data::DatasetKind;
 use crate::model::ScoreModel;
-use crate::nn::{load_burnpack_bytes, Mlp, NnError, UNet};
+use crate::nn::{Mlp, NnError, UNet, load_burnpack_bytes};
 use crate::param::Parameterization;
 use crate::sde::{Sde, SdeConfig};
 use crate::train::{Dataset, Network, RunConfig};
@@ -355,9 +355,8 @@ pub fn burnpack_bytes_as<M: Module>(module: &M, dtype: WeightsDType) -> Result<V
     if dtype == WeightsDType::F32 {
         return Ok(crate::nn::burnpack_bytes(module)?);
     }
-    let format_err = |e: burn::store::burn_pack::Error| {
-        ExportError::Weights(NnError::Format { file: "<memory>".into(), format: "burnpack", message: e.to_string() })
-    };
+    let format_err =
+        |e: burn::store::burn_pack::Error| ExportError::Weights(NnError::Format { file: "<memory>".into(), format: "burnpack", message: e.to_string() });
     let mut store = BurnpackStore::from_bytes(None).with_to_adapter(FloatCastAdapter::to(dtype.burn()));
     module.save_into(&mut store).map_err(format_err)?;
     Ok(store.get_bytes().map_err(format_err)?.to_vec())
@@ -437,8 +436,8 @@ pub fn read_run_dir(run_dir: &Path) -> Result<StoredModel, ExportError> {
     let config_file = config_path.display().to_string();
     let config = RunConfig::from_json(&read_text(&config_path)?).map_err(|message| ExportError::Invalid { file: config_file, message })?;
     let state_path = ckpt.join(crate::train::STATE_FILE);
-    let state: crate::train::TrainState = serde_json::from_str(&read_text(&state_path)?)
-        .map_err(|e| ExportError::Invalid { file: state_path.display().to_string(), message: e.to_string() })?;
+    let state: crate::train::TrainState =
+        serde_json::from_str(&read_text(&state_path)?).map_err(|e| ExportError::Invalid { file: state_path.display().to_string(), message: e.to_string() })?;
     let name = run_dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "model".into());
     let card = ModelCard::from_run(&config, &name, 0, state.step, "");
     let ema_path = ckpt.join(crate::train::EMA_FILE);
@@ -582,9 +581,7 @@ mod tests {
         let b32 = net.weights_bytes(WeightsDType::F32).unwrap();
         let b16 = net.weights_bytes(WeightsDType::F16).unwrap();
         assert!((b16.len() as f64) < 0.6 * b32.len() as f64, "f16 {} vs f32 {} bytes", b16.len(), b32.len());
-        let (LoadedNet::Image(a), LoadedNet::Image(b)) = (card.load_net(b32, &dev).unwrap(), card.load_net(b16, &dev).unwrap()) else {
-            unreachable!()
-        };
+        let (LoadedNet::Image(a), LoadedNet::Image(b)) = (card.load_net(b32, &dev).unwrap(), card.load_net(b16, &dev).unwrap()) else { unreachable!() };
         let LoadedNet::Image(orig) = &net else { unreachable!() };
         let x = NoiseSource::new(3).normal([2, 1, 28, 28], &dev);
         let t = [0.3, 0.8];

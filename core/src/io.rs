@@ -93,10 +93,7 @@ pub fn parse_npy(bytes: &[u8], path: &str) -> Result<Array2, NpyError> {
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         v => return Err(err(format!("expected format version 1, 2 or 3, found {v}"))),
     };
-    let header = bytes
-        .get(start..start + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| err("truncated or non-text header".into()))?;
+    let header = bytes.get(start..start + hlen).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(|| err("truncated or non-text header".into()))?;
     let field = |key: &str| -> Option<&str> {
         let i = header.find(&format!("'{key}'"))?;
         let rest = header[i + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();

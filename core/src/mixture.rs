@@ -14,7 +14,7 @@ use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
 use crate::param::Parameterization;
 use crate::sde::{Sde, SdeConfig, SdeError};
-use burn::tensor::{activation::softmax, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, activation::softmax};
 use serde::{Deserialize, Serialize};
 
 /// An isotropic Gaussian mixture `sum_k w_k N(mu_k, s_k^2 I)` in `dim` dimensions.
@@ -225,8 +225,7 @@ impl MixtureFile {
     /// Serialises to the JSON format [`from_json`](Self::from_json) reads.
     pub fn to_json(&self) -> String {
         let GaussianMixture { weights, means, stds } = self.mixture.clone();
-        serde_json::to_string_pretty(&MixtureFileRepr { sde: self.sde.clone(), weights, means, stds })
-            .expect("plain numbers serialise")
+        serde_json::to_string_pretty(&MixtureFileRepr { sde: self.sde.clone(), weights, means, stds }).expect("plain numbers serialise")
     }
 
     /// The analytic score model.
@@ -243,7 +242,7 @@ pub struct MixtureScore {
     pub mixture: GaussianMixture,
     /// The SDE.
     pub sde: Box<dyn Sde>,
-    means: Tensor<3>,     // [1, K, dim]
+    means: Tensor<3>,      // [1, K, dim]
     log_weights: Vec<f64>, // [K]
 }
 
@@ -301,12 +300,8 @@ mod tests {
     #[test]
     fn score_is_gradient_of_log_density() {
         let dev = device();
-        let mix = GaussianMixture::new(
-            vec![0.2, 0.5, 0.3],
-            vec![vec![-1.0, 0.5, 0.0], vec![1.0, 1.0, -0.5], vec![0.0, -1.5, 1.0]],
-            vec![0.3, 0.5, 0.4],
-        )
-        .unwrap();
+        let mix =
+            GaussianMixture::new(vec![0.2, 0.5, 0.3], vec![vec![-1.0, 0.5, 0.0], vec![1.0, 1.0, -0.5], vec![0.0, -1.5, 1.0]], vec![0.3, 0.5, 0.4]).unwrap();
         let sde = VpSde::new(0.1, 20.0).unwrap();
         let model = MixtureScore::new(mix.clone(), Box::new(sde), &dev).unwrap();
         let pts = [[0.3, -0.2, 0.1], [-1.0, 0.4, 0.2], [0.9, 1.1, -0.3]];

@@ -85,11 +85,7 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
     pub fn eval_per_sample(&self, x: Tensor<D>, t: &[f64]) -> Prediction<D> {
         self.nfe.set(self.nfe.get() + 1);
         let out = self.model.forward(x.clone(), t);
-        let marginal = if t.windows(2).all(|w| w[0] == w[1]) {
-            Marginal::at(self.sde, t[0])
-        } else {
-            Marginal::per_sample(self.sde, t)
-        };
+        let marginal = if t.windows(2).all(|w| w[0] == w[1]) { Marginal::at(self.sde, t[0]) } else { Marginal::per_sample(self.sde, t) };
         Prediction { x, out, param: self.model.parameterization(), marginal }
     }
 
@@ -97,4 +93,15 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
     pub fn score(&self, x: Tensor<D>, t: f64) -> Tensor<D> {
         self.eval(x, t).score()
     }
+}
+
+/// A network conditioned on one class label per example: how a class-conditional model is
+/// trained for classifier-free guidance (Ho & Salimans 2022, Alg. 1).
+/// Used by [`Trainer::train_step_labelled`](crate::train::Trainer::train_step_labelled).
+pub trait Conditional<const D: usize> {
+    /// The number of classes `n` (label `n` is the null, unconditional label); `None` when the
+    /// network takes no labels.
+    fn num_classes(&self) -> Option<usize>;
+    /// The model as a [`ScoreModel`] on a batch with these labels (one per example).
+    fn with_labels(&self, labels: Vec<usize>) -> Box<dyn ScoreModel<D> + '_>;
 }

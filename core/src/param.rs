@@ -58,9 +58,7 @@ impl Coef {
     pub fn zip(&self, other: &Coef, f: impl Fn(f64, f64) -> f64) -> Coef {
         match (self, other) {
             (Coef::Shared(a), Coef::Shared(b)) => Coef::Shared(f(*a, *b)),
-            (Coef::PerSample(a), Coef::PerSample(b)) => {
-                Coef::PerSample(a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect())
-            }
+            (Coef::PerSample(a), Coef::PerSample(b)) => Coef::PerSample(a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect()),
             (Coef::Shared(a), Coef::PerSample(b)) => Coef::PerSample(b.iter().map(|&b| f(*a, b)).collect()),
             (Coef::PerSample(a), Coef::Shared(b)) => Coef::PerSample(a.iter().map(|&a| f(a, *b)).collect()),
         }
@@ -110,13 +108,7 @@ impl Marginal {
     }
 
     /// `a(m, s) * x + b(m, s) * y`.
-    fn comb<const D: usize>(
-        &self,
-        x: Tensor<D>,
-        a: impl Fn(f64, f64) -> f64,
-        y: Tensor<D>,
-        b: impl Fn(f64, f64) -> f64,
-    ) -> Tensor<D> {
+    fn comb<const D: usize>(&self, x: Tensor<D>, a: impl Fn(f64, f64) -> f64, y: Tensor<D>, b: impl Fn(f64, f64) -> f64) -> Tensor<D> {
         self.mean.zip(&self.std, a).apply(x) + self.mean.zip(&self.std, b).apply(y)
     }
 
@@ -151,12 +143,7 @@ impl Marginal {
             Parameterization::Score => out,
             Parameterization::Eps => self.std.zip(&self.std, |s, _| -1.0 / s).apply(out),
             Parameterization::X0 => self.comb(x, |_, s| -1.0 / (s * s), out, |m, s| m / (s * s)),
-            Parameterization::V => self.comb(
-                x,
-                |m, s| -1.0 / (m * m + s * s),
-                out,
-                |m, s| -m / (s * (m * m + s * s)),
-            ),
+            Parameterization::V => self.comb(x, |m, s| -1.0 / (m * m + s * s), out, |m, s| -m / (s * (m * m + s * s))),
         }
     }
 

@@ -9,9 +9,9 @@
 //! Each is run once to warm up, then `--repeats` times; the median is reported, per batch size.
 //! Peak memory is the process's resident high-water mark (`VmHWM` of `/proc/self/status`).
 
-use anyhow::{bail, Result};
-use clap::Args;
 use crate::model_source::ModelSource;
+use anyhow::{Result, bail};
+use clap::Args;
 use scorediff::model::ScoreFn;
 use scorediff::nn::{NetworkConfig, UNetConfig};
 use scorediff::noise::NoiseSource;

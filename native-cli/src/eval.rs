@@ -12,13 +12,13 @@
 //!
 //! Every formula is in `scorediff::metrics`; this file loads, samples and prints.
 
-use crate::{progress_bar, SamplerOpts};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::model_source::ModelSource;
+use crate::{SamplerOpts, progress_bar};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use scorediff::burn::tensor::Device;
 use scorediff::data::{DatasetKind, ImageDataset, Split, Toy};
 use scorediff::eval::{sample_model, target};
-use crate::model_source::ModelSource;
 use scorediff::export::LoadedNet;
 use scorediff::io::read_npy;
 use scorediff::metrics;
@@ -27,8 +27,8 @@ use scorediff::model::ScoreFn;
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::{self, SamplerConfig, SamplerKind};
 use scorediff::sde::Sde;
-use scorediff::train::classifier::load_classifier_dir;
 use scorediff::train::Dataset;
+use scorediff::train::classifier::load_classifier_dir;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -324,7 +324,10 @@ fn print_image(r: &ImageReport, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(r)?);
     } else {
-        println!("{} samples ({}) vs {} {} test images, classifier {} (test accuracy {:.4}):", r.n, r.sampling.source, r.n, r.dataset, r.classifier, r.classifier_test_accuracy);
+        println!(
+            "{} samples ({}) vs {} {} test images, classifier {} (test accuracy {:.4}):",
+            r.n, r.sampling.source, r.n, r.dataset, r.classifier, r.classifier_test_accuracy
+        );
         println!("  Frechet distance   {:.3}  (floor, train vs test: {:.3})", r.frechet_distance, r.frechet_distance_floor);
         println!("  confidence         {:.4}  (test images: {:.4})", r.confidence, r.test_confidence);
         println!("  class entropy      {:.4} bits of {:.4}  (test images: {:.4})", r.class_entropy_bits, r.class_entropy_max_bits, r.test_class_entropy_bits);

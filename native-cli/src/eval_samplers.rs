@@ -7,7 +7,7 @@
 //! perfect sampler reaches at this sample size.
 
 use crate::{ModelSource, SamplerOpts};
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::Args;
 use scorediff::burn::tensor::Device;
 use scorediff::eval::{compare, energy_null, sample_mixture, target};
@@ -56,14 +56,10 @@ pub fn eval_samplers(args: &EvalArgs) -> Result<()> {
     let tgt = target(file)?;
     let mut noise = NoiseSource::new(args.seed ^ 0x9e37_79b9);
     let null = energy_null(&tgt, args.n, 100, &mut noise);
-    let kinds: Vec<SamplerKind> =
-        if args.samplers.is_empty() { SamplerKind::ALL.iter().map(|(k, _, _)| *k).collect() } else { args.samplers.clone() };
+    let kinds: Vec<SamplerKind> = if args.samplers.is_empty() { SamplerKind::ALL.iter().map(|(k, _, _)| *k).collect() } else { args.samplers.clone() };
     if !args.json {
         println!("Target: {} (SDE {:?}), {} samples per run, seed {}.", args.model.display(), file.sde, args.n, args.seed);
-        println!(
-            "Energy distance of a perfect sampler at this size (100 null replicates): median {:.5}, 99th percentile {:.5}.\n",
-            null[49], null[98]
-        );
+        println!("Energy distance of a perfect sampler at this size (100 null replicates): median {:.5}, 99th percentile {:.5}.\n", null[49], null[98]);
         println!("| sampler | steps | NFE | energy distance | max mean error (SE) | max cov error (SE) | seconds |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
     }
@@ -93,14 +89,7 @@ pub fn eval_samplers(args: &EvalArgs) -> Result<()> {
                 });
                 println!("{row}");
             } else {
-                println!(
-                    "| {} | {label} | {} | {:.5} | {:.1} | {:.1} | {seconds:.2} |",
-                    kind.name(),
-                    s.nfe,
-                    r.energy,
-                    r.mean_z,
-                    r.cov_z
-                );
+                println!("| {} | {label} | {} | {:.5} | {:.1} | {:.1} | {seconds:.2} |", kind.name(), s.nfe, r.energy, r.mean_z, r.cov_z);
             }
         }
     }

@@ -2,10 +2,10 @@
 //! (`model.json` + `weights.bpk`, see `scorediff::export`), f32 or f16.
 
 use crate::model_source::ModelSource;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use scorediff::burn::tensor::Device;
-use scorediff::export::{write_dir, WeightsDType, WEIGHTS_FILE};
+use scorediff::export::{WEIGHTS_FILE, WeightsDType, write_dir};
 use std::path::PathBuf;
 
 #[derive(Args)]

@@ -5,13 +5,13 @@
 
 use crate::model_source::ModelSource;
 use crate::progress_bar;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use scorediff::burn::tensor::{Device, Tensor, TensorData};
 use scorediff::data::{DatasetKind, ImageDataset, Split};
 use scorediff::export::LoadedNet;
 use scorediff::io::read_npy;
-use scorediff::likelihood::{ode_likelihood, Dequantization, Divergence, Likelihood, LikelihoodConfig};
+use scorediff::likelihood::{Dequantization, Divergence, Likelihood, LikelihoodConfig, ode_likelihood};
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
 use serde::Serialize;

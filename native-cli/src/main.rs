@@ -17,7 +17,7 @@
 //! Every bad input ends with one line `error: ...` on stderr (the whole `anyhow` context
 //! chain) and a non-zero exit status: 2 for command-line usage, 1 for everything else.
 
-use anyhow::{anyhow, Result};
+use anyhow::{Result, anyhow};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use model_source::ModelSource;

@@ -17,7 +17,7 @@
 //! ```
 //! Errors name the path and say what was expected (every message is ready for `error: ...`).
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use scorediff::burn::tensor::Device;
 use scorediff::export::{self, LoadedNet, ModelCard, StoredModel};
 use scorediff::mixture::MixtureFile;

@@ -2,7 +2,7 @@
 //! shared axes, optionally over samples of a mixture's target drawn in grey.
 
 use crate::ModelSource;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use scorediff::eval::target;
 use scorediff::io::read_npy;

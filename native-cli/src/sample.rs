@@ -4,8 +4,8 @@
 //! Salimans 2022, through `scorediff::nn::Guided`).
 
 use crate::model_source::ModelSource;
-use crate::{progress_bar, sampler_defaults, sampler_help, to_vec, SamplerOpts};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::{SamplerOpts, progress_bar, sampler_defaults, sampler_help, to_vec};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::ProgressBar;
 use scorediff::burn::tensor::Device;
@@ -180,8 +180,7 @@ fn frame_indices(len: usize, cols: usize) -> Vec<usize> {
         return vec![];
     }
     let cols = cols.clamp(1, len);
-    let mut idx: Vec<usize> =
-        (0..cols).map(|j| if cols == 1 { len - 1 } else { ((j * (len - 1)) as f64 / (cols - 1) as f64).round() as usize }).collect();
+    let mut idx: Vec<usize> = (0..cols).map(|j| if cols == 1 { len - 1 } else { ((j * (len - 1)) as f64 / (cols - 1) as f64).round() as usize }).collect();
     idx.dedup();
     idx
 }

@@ -8,16 +8,16 @@
 //! parses options, picks the devices, feeds batches and reports progress.
 
 use crate::progress_bar;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use scorediff::burn::tensor::{Device, Tensor};
+use scorediff::burn::tensor::Device;
 use scorediff::data::{ImageDataset, Split};
-use scorediff::model::ScoreModel;
-use scorediff::nn::{save_safetensors, NetworkConfig};
-use scorediff::noise::NoiseSource;
 use scorediff::io::write_atomic;
+use scorediff::model::ScoreModel;
+use scorediff::nn::{NetworkConfig, save_safetensors};
+use scorediff::noise::NoiseSource;
 use scorediff::train::checkpoint;
-use scorediff::train::{check_devices, Dataset, Network, ParallelTrainer, RunConfig, Trainer};
+use scorediff::train::{Dataset, Network, ParallelTrainer, RunConfig, StepReport, TrainError, Trainer, check_devices};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -55,6 +55,10 @@ pub struct TrainArgs {
     /// Steps between lines of log.jsonl.
     #[arg(long, value_name = "N", default_value_t = 10)]
     log_every: usize,
+    /// Train a class-conditional U-Net (labels in, 10% replaced by the null label) for
+    /// classifier-free guidance: sets network.num_classes to the data set's 10 classes.
+    #[arg(long)]
+    class_conditional: bool,
     /// Where MNIST / Fashion-MNIST idx files are (else the usual places; see scripts/fetch-data.sh).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -78,9 +82,7 @@ pub fn backend_device(name: &str) -> Result<Device> {
 fn device_named(flag: &str, name: &str) -> Result<Device> {
     let (kind, index) = match name.split_once(':') {
         Some((kind, index)) => {
-            let index: usize = index
-                .parse()
-                .map_err(|_| anyhow::anyhow!("{flag} {name}: expected a device index after `:`, found `{index}`"))?;
+            let index: usize = index.parse().map_err(|_| anyhow::anyhow!("{flag} {name}: expected a device index after `:`, found `{index}`"))?;
             (kind, Some(index))
         }
         None => (name, None),
@@ -128,7 +130,14 @@ const LOG_FILE: &str = "log.jsonl";
 fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     let existing = args.out.join(CONFIG_FILE);
     if args.resume {
-        for (flag, given) in [("--config", args.config.is_some()), ("--dataset", args.dataset.is_some()), ("--batch-size", args.batch_size.is_some()), ("--lr", args.lr.is_some()), ("--seed", args.seed.is_some())] {
+        for (flag, given) in [
+            ("--config", args.config.is_some()),
+            ("--dataset", args.dataset.is_some()),
+            ("--batch-size", args.batch_size.is_some()),
+            ("--lr", args.lr.is_some()),
+            ("--seed", args.seed.is_some()),
+            ("--class-conditional", args.class_conditional),
+        ] {
             if given {
                 bail!("{flag}: cannot change a run on --resume (only --steps and --checkpoint-every can)");
             }
@@ -155,6 +164,12 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     config.optim.lr = args.lr.unwrap_or(config.optim.lr);
     config.seed = args.seed.unwrap_or(config.seed);
     config.checkpoint_every = args.checkpoint_every.unwrap_or(config.checkpoint_every);
+    if args.class_conditional {
+        match &mut config.network {
+            Network::Unet(u) => u.num_classes = Some(scorediff::data::mnist::CLASSES),
+            Network::Mlp(_) => bail!("--class-conditional: the 2-D data set {} has no classes", config.dataset),
+        }
+    }
     config.validate().map_err(|e| anyhow!(e))?;
     Ok(config)
 }
@@ -182,12 +197,23 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     match (&config.network, config.dataset) {
         (Network::Mlp(net), Dataset::Toy(toy)) => {
             let batch = config.batch_size;
-            run(args, &config, net, &devices, |noise: &mut NoiseSource| toy.sample_tensor(batch, noise, &device))
+            run(args, &config, net, &devices, |trainer| trainer.train_step(|noise: &mut NoiseSource| toy.sample_tensor(batch, noise, &device)))
         }
         (Network::Unet(net), Dataset::Image(_)) => {
             let data = images.expect("loaded above");
             let batch = config.batch_size;
-            run(args, &config, net, &devices, |noise: &mut NoiseSource| data.batch_tensor(&data.random_indices(batch, noise), &device))
+            if config.class_conditional() {
+                let labelled = |noise: &mut NoiseSource| {
+                    let indices = data.random_indices(batch, noise);
+                    let labels = indices.iter().map(|&i| data.labels[i] as usize).collect();
+                    (data.batch_tensor(&indices, &device), labels)
+                };
+                run(args, &config, net, &devices, |trainer| trainer.train_step_labelled(labelled, config.label_dropout))
+            } else {
+                run(args, &config, net, &devices, |trainer| {
+                    trainer.train_step(|noise: &mut NoiseSource| data.batch_tensor(&data.random_indices(batch, noise), &device))
+                })
+            }
         }
         _ => unreachable!("RunConfig::validate pairs networks with datasets"),
     }
@@ -205,8 +231,15 @@ fn truncate_log(path: &Path, step: usize) -> Result<()> {
 }
 
 /// Trains `net` from scratch or from the run's checkpoint, replicated over `devices` (batches
-/// drawn on the first).
-fn run<C, const D: usize>(args: &TrainArgs, config: &RunConfig, net: &C, devices: &[Device], batch: impl Fn(&mut NoiseSource) -> Tensor<D>) -> Result<()>
+/// drawn on the first); `step` takes one optimisation step (drawing its batch, with labels for a
+/// class-conditional net).
+fn run<C, const D: usize>(
+    args: &TrainArgs,
+    config: &RunConfig,
+    net: &C,
+    devices: &[Device],
+    mut step: impl FnMut(&mut ParallelTrainer<C::Net, D>) -> Result<StepReport, TrainError>,
+) -> Result<()>
 where
     C: NetworkConfig,
     C::Net: ScoreModel<D> + 'static,
@@ -232,7 +265,7 @@ where
     let started = Instant::now();
     let mut last = None;
     while trainer.leader().step() < config.steps {
-        let report = trainer.train_step(&batch)?;
+        let report = step(&mut trainer)?;
         bar.set_position(report.step as u64);
         bar.set_message(format!("step {} loss {:.4} ema {:.4}", report.step, report.loss, report.ema_loss));
         if report.step % args.log_every == 0 || report.step == config.steps {

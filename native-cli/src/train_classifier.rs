@@ -4,12 +4,12 @@
 //! `scorediff::train::classifier`.
 
 use crate::progress_bar;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use scorediff::data::{DatasetKind, ImageDataset, Split};
 use scorediff::io::write_atomic;
-use scorediff::nn::{save_burnpack, ClassifierConfig};
-use scorediff::train::classifier::{accuracy, train_classifier, ClassifierCard, ClassifierTraining, CARD_FILE, WEIGHTS_FILE};
+use scorediff::nn::{ClassifierConfig, save_burnpack};
+use scorediff::train::classifier::{CARD_FILE, ClassifierCard, ClassifierTraining, WEIGHTS_FILE, accuracy, train_classifier};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;

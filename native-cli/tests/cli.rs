@@ -33,12 +33,7 @@ impl Drop for TempDir {
 
 /// The test mixture: three well-separated components in 2-D under the default VP SDE.
 fn mixture_file() -> MixtureFile {
-    let mixture = GaussianMixture::new(
-        vec![0.3, 0.5, 0.2],
-        vec![vec![-2.0, 0.0], vec![1.5, 1.0], vec![0.0, -2.0]],
-        vec![0.4, 0.5, 0.3],
-    )
-    .unwrap();
+    let mixture = GaussianMixture::new(vec![0.3, 0.5, 0.2], vec![vec![-2.0, 0.0], vec![1.5, 1.0], vec![0.0, -2.0]], vec![0.4, 0.5, 0.3]).unwrap();
     let sde: SdeConfig = serde_json::from_str(r#"{"kind": "vp"}"#).unwrap();
     MixtureFile { sde, mixture }
 }
@@ -306,7 +301,20 @@ fn bad_data_files_give_one_error_line() {
 fn eval_samplers_prints_a_row_per_run_and_separates_good_from_bad_step_counts() {
     let dir = TempDir::new("eval");
     let model = write_mixture(&dir);
-    let out = run_ok(&["eval-samplers", "--model", s(&model), "--samplers", "ancestral,ode-rk45", "--steps", "2,200", "--tolerances", "1e-3", "--n", "400", "--json"]);
+    let out = run_ok(&[
+        "eval-samplers",
+        "--model",
+        s(&model),
+        "--samplers",
+        "ancestral,ode-rk45",
+        "--steps",
+        "2,200",
+        "--tolerances",
+        "1e-3",
+        "--n",
+        "400",
+        "--json",
+    ]);
     let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3, "{out}");
     assert_eq!(rows[0]["sampler"], "ancestral");
@@ -535,7 +543,11 @@ fn trained_mlp_run_samples_exports_and_gives_finite_likelihood() {
 
 /// A tiny U-Net run on the MNIST test subset: base_channels 8, one level, a few steps.
 fn train_tiny_unet(dir: &TempDir) -> PathBuf {
-    let run_dir = dir.path("unet-run");
+    train_tiny_unet_with(dir, "unet-run", &[])
+}
+
+fn train_tiny_unet_with(dir: &TempDir, name: &str, extra: &[&str]) -> PathBuf {
+    let run_dir = dir.path(name);
     let config = dir.path("unet.json");
     let v = serde_json::json!({
         "format": 1, "dataset": "mnist",
@@ -551,8 +563,42 @@ fn train_tiny_unet(dir: &TempDir) -> PathBuf {
     });
     std::fs::write(&config, v.to_string()).unwrap();
     let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
-    run_ok(&["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)]);
+    let mut args = vec!["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)];
+    args.extend(extra);
+    run_ok(&args);
     run_dir
+}
+
+#[test]
+fn class_conditional_training_gives_a_guidable_model() {
+    let dir = TempDir::new("cond-unet");
+    let run_dir = train_tiny_unet_with(&dir, "cond-run", &["--class-conditional"]);
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["network"]["num_classes"], 10);
+    assert_eq!(config["label_dropout"], 0.1);
+    let out = dir.path("guided.npy");
+    run_ok(&[
+        "sample",
+        "--model",
+        s(&run_dir),
+        "--sampler",
+        "ddim",
+        "--steps",
+        "3",
+        "--n",
+        "2",
+        "--guidance",
+        "2",
+        "--class",
+        "3",
+        "--seed",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    assert!(read_npy(&out).unwrap().data.iter().all(|v| v.is_finite()));
+    run_err(&["train", "--dataset", "two-moons", "--class-conditional", "--out", s(&dir.path("toy"))], &["--class-conditional", "two-moons", "no classes"]);
+    run_err(&["train", "--resume", "--class-conditional", "--out", s(&run_dir)], &["--class-conditional", "--resume"]);
 }
 
 #[test]
@@ -564,8 +610,25 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     // PNG grid (6 samples: 3 x 2 tiles of 28 px with 2 px gaps) and trajectory strip.
     let (grid, strip) = (dir.path("grid.png"), dir.path("traj.png"));
     run_ok(&[
-        "sample", "--model", s(&run_dir), "--sampler", "ddim", "--steps", "5", "--n", "6", "--seed", "2", "--out", s(&grid),
-        "--trajectory", s(&strip), "--trajectory-rows", "2", "--trajectory-cols", "4",
+        "sample",
+        "--model",
+        s(&run_dir),
+        "--sampler",
+        "ddim",
+        "--steps",
+        "5",
+        "--n",
+        "6",
+        "--seed",
+        "2",
+        "--out",
+        s(&grid),
+        "--trajectory",
+        s(&strip),
+        "--trajectory-rows",
+        "2",
+        "--trajectory-cols",
+        "4",
     ]);
     let (w, h, px) = decode_gray_png(&std::fs::read(&grid).unwrap());
     assert_eq!((w, h), (3 * 28 + 4 * 2, 2 * 28 + 3 * 2));
@@ -593,8 +656,24 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     // Bits/dim of dequantized test digits: finite and positive (the dequantized NLL bounds
     // -log P(k) >= 0 from above).
     let v = json_of(&run_ok(&[
-        "likelihood", "--model", s(&run_dir), "--data", "mnist-test", "--data-dir", s(&subset), "--n", "2", "--batch", "2",
-        "--hutchinson", "rademacher", "--rtol", "1e-3", "--atol", "1e-3", "--json",
+        "likelihood",
+        "--model",
+        s(&run_dir),
+        "--data",
+        "mnist-test",
+        "--data-dir",
+        s(&subset),
+        "--n",
+        "2",
+        "--batch",
+        "2",
+        "--hutchinson",
+        "rademacher",
+        "--rtol",
+        "1e-3",
+        "--atol",
+        "1e-3",
+        "--json",
     ]));
     let bpd = v["bits_per_dim"].as_f64().unwrap();
     assert!(bpd.is_finite() && bpd > 0.0, "{v}");
@@ -615,6 +694,9 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
     let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
     v["format"] = 99.into();
     std::fs::write(&card, v.to_string()).unwrap();
-    run_err(&["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))], &["model.json", "`format`", "expected version 1", "found 99"]);
+    run_err(
+        &["sample", "--model", s(&exp), "--sampler", "ddim", "--n", "2", "--out", s(&dir.path("c.npy"))],
+        &["model.json", "`format`", "expected version 1", "found 99"],
+    );
     assert!(!dir.path("c.npy").exists());
 }

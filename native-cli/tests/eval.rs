@@ -53,7 +53,10 @@ fn real_images_sit_at_the_floor_and_noise_far_above() {
 
     let args = |samples: &Path| {
         let v = vec!["eval", "--samples", samples.to_str().unwrap(), "--dataset", "mnist", "--n", "100", "--json"];
-        v.into_iter().map(String::from).chain(["--data-dir".into(), subset.display().to_string(), "--classifier".into(), classifier.display().to_string()]).collect::<Vec<_>>()
+        v.into_iter()
+            .map(String::from)
+            .chain(["--data-dir".into(), subset.display().to_string(), "--classifier".into(), classifier.display().to_string()])
+            .collect::<Vec<_>>()
     };
     let real_args = args(&real);
     let r = run_json(&real_args.iter().map(String::as_str).collect::<Vec<_>>());

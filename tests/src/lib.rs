@@ -6,12 +6,7 @@ use scorediff::sde::{ScheduleKind, SdeConfig};
 
 /// A 2-D mixture of three components with different weights, means and widths.
 pub fn mixture_2d() -> GaussianMixture {
-    GaussianMixture::new(
-        vec![0.2, 0.3, 0.5],
-        vec![vec![-1.5, 0.5], vec![1.0, 1.5], vec![0.5, -1.0]],
-        vec![0.3, 0.5, 0.4],
-    )
-    .expect("valid mixture")
+    GaussianMixture::new(vec![0.2, 0.3, 0.5], vec![vec![-1.5, 0.5], vec![1.0, 1.5], vec![0.5, -1.0]], vec![0.3, 0.5, 0.4]).expect("valid mixture")
 }
 
 /// A 1-D Gaussian.

@@ -15,7 +15,7 @@
 //! SDE's prior for VP and sub-VP.
 
 use scorediff::burn::tensor::{Device, Tensor, TensorData};
-use scorediff::likelihood::{ode_likelihood, Divergence, LikelihoodConfig};
+use scorediff::likelihood::{Divergence, LikelihoodConfig, ode_likelihood};
 use scorediff::mixture::GaussianMixture;
 use scorediff::noise::NoiseSource;
 use scorediff::sde::SdeConfig;

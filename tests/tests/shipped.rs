@@ -8,7 +8,7 @@
 use scorediff::burn::tensor::{Device, Tensor};
 use scorediff::data::Toy;
 use scorediff::eval::sample_model;
-use scorediff::export::{read_dir, LoadedNet};
+use scorediff::export::{LoadedNet, read_dir};
 use scorediff::metrics::energy_distance;
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;

@@ -12,12 +12,12 @@ use scorediff::burn::tensor::Device;
 use scorediff::data::Toy;
 use scorediff::eval::sample_model;
 use scorediff::metrics::energy_distance;
-use scorediff_tests::gaussian_fit;
 use scorediff::nn::{MlpConfig, NetworkConfig};
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::{SamplerConfig, SamplerKind};
-use scorediff::train::{LossConfig, OptimConfig, Trainer};
 use scorediff::sde::SdeConfig;
+use scorediff::train::{LossConfig, OptimConfig, Trainer};
+use scorediff_tests::gaussian_fit;
 
 const N: usize = 1000;
 

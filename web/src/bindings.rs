@@ -64,12 +64,10 @@ pub(crate) async fn webgpu() -> Result<Device, String> {
     if !has_navigator_gpu() {
         return Err("this browser has no navigator.gpu (WebGPU is off or unsupported)".into());
     }
-    use scorediff::burn::backend::wgpu::{try_init_setup_async, RuntimeOptions};
+    use scorediff::burn::backend::wgpu::{RuntimeOptions, try_init_setup_async};
     use scorediff::burn::backend::{AutoGraphicsApi, WgpuDevice};
     let wgpu = WgpuDevice::default();
-    try_init_setup_async::<AutoGraphicsApi>(&wgpu, RuntimeOptions::default())
-        .await
-        .map_err(|e| format!("navigator.gpu gave no usable adapter: {e:?}"))?;
+    try_init_setup_async::<AutoGraphicsApi>(&wgpu, RuntimeOptions::default()).await.map_err(|e| format!("navigator.gpu gave no usable adapter: {e:?}"))?;
     let device = Device::from(wgpu);
     WEBGPU.with(|w| *w.borrow_mut() = Some(device.clone()));
     Ok(device)

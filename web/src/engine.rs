@@ -17,7 +17,7 @@ use scorediff::mixture::{MixtureFile, MixtureScore};
 use scorediff::model::{ScoreFn, ScoreModel};
 use scorediff::nn::{Guided, Mlp, MlpConfig, UNet};
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::{slerp, Inpainting, SamplerConfig, SamplerKind, Sampling, Step};
+use scorediff::sampler::{Inpainting, SamplerConfig, SamplerKind, Sampling, Step, slerp};
 use scorediff::sde::{Sde, SdeConfig};
 use scorediff::train::{LossConfig, OptimConfig, Trainer};
 use serde::{Deserialize, Serialize};

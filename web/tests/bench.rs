@@ -3,14 +3,15 @@
 //! unconditional; random weights, which cost the same) at batch 1 and 16, on Flex in wasm and
 //! on WebGPU. Not part of the test suite (it only measures); run it with
 //! `cd web && wasm-pack test --headless --chrome --release -- --test bench` (and
-//! `cargo test -p scorediff-web --test bench_native -- --nocapture` for native Flex).
+//! `cargo run -p scorediff-web --example bench_native` for native Flex).
 #![cfg(target_arch = "wasm32")]
 
 use scorediff_web::scorediff::burn::tensor::{Device, Tensor};
 use scorediff_web::scorediff::nn::UNetConfig;
 use wasm_bindgen_test::*;
 
-wasm_bindgen_test_configure!(run_in_browser);
+// In a dedicated worker, like the page and the browser test (see browser.rs).
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 /// Mean milliseconds per evaluation over `reps`, after one warm-up evaluation.
 async fn ms_per_eval(device: &Device, batch: usize, reps: usize) -> f64 {

@@ -19,7 +19,11 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen_test::*;
 
-wasm_bindgen_test_configure!(run_in_browser);
+// In a dedicated worker, as the page runs the model: a long synchronous step (Flex in wasm, or a
+// software WebGPU adapter) then cannot stall the page the test runner polls through the driver
+// (on the main thread, ChromeDriver gave up after 30 s: "Timed out receiving message from
+// renderer").
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 const MODEL_JSON: &str = include_str!("fixtures/tiny-unet/model.json");
 const WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-unet/weights.bpk");

@@ -9,23 +9,18 @@ mod common;
 use common::*;
 use scorediff::burn::tensor::Device;
 use scorediff::data::mnist::DatasetKind;
-use scorediff::export::{burnpack_bytes_as, ModelCard, WeightsDType, FORMAT_VERSION};
+use scorediff::export::{FORMAT_VERSION, ModelCard, WeightsDType, burnpack_bytes_as};
 use scorediff::nn::UNetConfig;
 use scorediff::sde::{ScheduleKind, SdeConfig};
 use scorediff::train::{Dataset, Network};
-use scorediff_web::engine::{read_sync, ImageModel, Lab, PointModel, Target};
+use scorediff_web::engine::{ImageModel, Lab, PointModel, Target, read_sync};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
 fn write_fixture(dir: &Path) {
-    let config = UNetConfig::new()
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_num_res_blocks(1)
-        .with_groups(4)
-        .with_dropout(0.0)
-        .with_num_classes(Some(2));
+    let config =
+        UNetConfig::new().with_base_channels(8).with_channel_mult(vec![1, 2]).with_num_res_blocks(1).with_groups(4).with_dropout(0.0).with_num_classes(Some(2));
     let device = Device::flex();
     device.seed(42);
     let net = config.init(&device);

@@ -10,9 +10,9 @@
 //! either way. Nothing here panics on malformed input: every failure is a [`DataError`] that
 //! names the file and the expected vs found value.
 
+use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use flate2::Compression;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 

@@ -365,7 +365,14 @@ mod tests {
     }
 
     fn tiny(n: usize) -> ImageDataset {
-        ImageDataset { images: (0..n * 4).map(|i| (i * 17 % 256) as u8).collect(), labels: (0..n).map(|i| (i % CLASSES) as u8).collect(), n, height: 2, width: 2, channels: 1 }
+        ImageDataset {
+            images: (0..n * 4).map(|i| (i * 17 % 256) as u8).collect(),
+            labels: (0..n).map(|i| (i % CLASSES) as u8).collect(),
+            n,
+            height: 2,
+            width: 2,
+            channels: 1,
+        }
     }
 
     #[test]
@@ -454,7 +461,10 @@ mod tests {
         let e = locate_in(DatasetKind::Mnist, &tried).unwrap_err();
         assert!(matches!(&e, DataError::NotFound { searched, .. } if *searched == tried), "{e:?}");
         let msg = e.to_string();
-        assert!(msg.contains(&empty.join("mnist").display().to_string()) && msg.contains("scripts/fetch-data.sh") && msg.contains("t10k-labels-idx1-ubyte[.gz]"), "{msg}");
+        assert!(
+            msg.contains(&empty.join("mnist").display().to_string()) && msg.contains("scripts/fetch-data.sh") && msg.contains("t10k-labels-idx1-ubyte[.gz]"),
+            "{msg}"
+        );
         let e = ImageDataset::load_dir(&empty, Split::Train).unwrap_err();
         assert!(matches!(e, DataError::Missing { .. }) && e.to_string().contains("train-images-idx3-ubyte"), "{e}");
         std::fs::remove_dir_all(&empty).unwrap();

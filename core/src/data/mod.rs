@@ -12,5 +12,5 @@ pub mod mnist;
 pub mod toy;
 
 pub use idx::DataError;
-pub use mnist::{locate, DatasetKind, ImageDataset, Split};
+pub use mnist::{DatasetKind, ImageDataset, Split, locate};
 pub use toy::Toy;

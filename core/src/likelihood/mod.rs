@@ -20,8 +20,8 @@
 
 use crate::model::{ScoreFn, ScoreModel};
 use crate::noise::NoiseSource;
-use crate::sampler::{ode_drift, Rk45};
-use crate::sde::{gaussian_logp, Sde};
+use crate::sampler::{Rk45, ode_drift};
+use crate::sde::{Sde, gaussian_logp};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -39,19 +39,18 @@ pub enum Divergence {
 
 impl Divergence {
     /// Every method with its command-line name.
-    pub const ALL: [(Divergence, &'static str); 3] = [
-        (Divergence::Exact, "exact"),
-        (Divergence::HutchinsonRademacher, "hutchinson-rademacher"),
-        (Divergence::HutchinsonGaussian, "hutchinson-gaussian"),
-    ];
+    pub const ALL: [(Divergence, &'static str); 3] =
+        [(Divergence::Exact, "exact"), (Divergence::HutchinsonRademacher, "hutchinson-rademacher"), (Divergence::HutchinsonGaussian, "hutchinson-gaussian")];
 }
 
 impl std::str::FromStr for Divergence {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.iter().find(|(_, n)| *n == s).map(|(d, _)| *d).ok_or_else(|| {
-            format!("unknown divergence `{s}`: expected exact, hutchinson-rademacher or hutchinson-gaussian")
-        })
+        Self::ALL
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(d, _)| *d)
+            .ok_or_else(|| format!("unknown divergence `{s}`: expected exact, hutchinson-rademacher or hutchinson-gaussian"))
     }
 }
 
@@ -192,9 +191,7 @@ pub fn ode_likelihood<const D: usize>(
     let n: usize = shape[1..].iter().product();
     let dev = x.device();
     let f = ScoreFn::new(model, sde);
-    let drift_fn = |xf: Tensor<2>, t: f64| -> Tensor<2> {
-        ode_drift(&f, xf.reshape(shape), t).reshape([b, n])
-    };
+    let drift_fn = |xf: Tensor<2>, t: f64| -> Tensor<2> { ode_drift(&f, xf.reshape(shape), t).reshape([b, n]) };
     let probe = match config.divergence {
         Divergence::Exact => None,
         Divergence::HutchinsonRademacher => Some(noise.rademacher([b, n], &dev)),

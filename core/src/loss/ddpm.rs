@@ -10,13 +10,7 @@ use crate::sde::Sde;
 use burn::tensor::Tensor;
 
 /// `L_simple` with levels drawn uniformly from `1..=levels`.
-pub fn ddpm_simple_loss<const D: usize>(
-    model: &dyn ScoreModel<D>,
-    sde: &dyn Sde,
-    x0: Tensor<D>,
-    levels: usize,
-    noise: &mut NoiseSource,
-) -> Tensor<1> {
+pub fn ddpm_simple_loss<const D: usize>(model: &dyn ScoreModel<D>, sde: &dyn Sde, x0: Tensor<D>, levels: usize, noise: &mut NoiseSource) -> Tensor<1> {
     let b = x0.dims()[0];
     let ts: Vec<f64> = (0..b).map(|_| (1 + noise.index(levels)) as f64 / levels as f64).collect();
     dsm_at(model, sde, x0, &ts, &vec![1.0; b], noise)

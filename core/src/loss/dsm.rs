@@ -31,14 +31,7 @@ pub enum Weighting {
 ///
 /// # Shapes
 /// - `x0`: `[batch, ...]`; `ts`, `coefs`: `batch` values
-pub fn dsm_at<const D: usize>(
-    model: &dyn ScoreModel<D>,
-    sde: &dyn Sde,
-    x0: Tensor<D>,
-    ts: &[f64],
-    coefs: &[f64],
-    noise: &mut NoiseSource,
-) -> Tensor<1> {
+pub fn dsm_at<const D: usize>(model: &dyn ScoreModel<D>, sde: &dyn Sde, x0: Tensor<D>, ts: &[f64], coefs: &[f64], noise: &mut NoiseSource) -> Tensor<1> {
     let eps = noise.normal(x0.dims(), &x0.device());
     let marg = Marginal::per_sample(sde, ts);
     let xt = marg.perturb(x0, eps.clone());
@@ -100,8 +93,7 @@ mod tests {
             let x0 = Tensor::<2>::from_data(burn::tensor::TensorData::new(x0, [n, d]), &dev);
             for t in [0.05, 0.5, 0.9] {
                 let model = MixtureScore::new(mix.clone(), config.build().unwrap(), &dev).unwrap();
-                let got = dsm_at(&model, sde.as_ref(), x0.clone(), &vec![t; n], &vec![1.0; n], &mut noise)
-                    .into_scalar::<f32>() as f64;
+                let got = dsm_at(&model, sde.as_ref(), x0.clone(), &vec![t; n], &vec![1.0; n], &mut noise).into_scalar::<f32>() as f64;
                 let expect = d as f64 * gaussian_optimum_per_dim(sde.as_ref(), t, c);
                 // The per-sample sum of d squared Gaussians with per-dim mean p has variance <= 2 d;
                 // use that bound for the standard error.

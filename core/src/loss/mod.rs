@@ -18,9 +18,9 @@ pub mod ncsn;
 pub mod ssm;
 
 pub use ddpm::ddpm_simple_loss;
-pub use dsm::{dsm_at, dsm_loss, Weighting};
+pub use dsm::{Weighting, dsm_at, dsm_loss};
 pub use ncsn::ncsn_loss;
-pub use ssm::{ssm_loss, Projection};
+pub use ssm::{Projection, ssm_loss};
 
 use burn::tensor::Tensor;
 

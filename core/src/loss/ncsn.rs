@@ -13,13 +13,7 @@ use crate::sde::Sde;
 use burn::tensor::Tensor;
 
 /// NCSN's loss over `levels >= 2` noise levels.
-pub fn ncsn_loss<const D: usize>(
-    model: &dyn ScoreModel<D>,
-    sde: &dyn Sde,
-    x0: Tensor<D>,
-    levels: usize,
-    noise: &mut NoiseSource,
-) -> Tensor<1> {
+pub fn ncsn_loss<const D: usize>(model: &dyn ScoreModel<D>, sde: &dyn Sde, x0: Tensor<D>, levels: usize, noise: &mut NoiseSource) -> Tensor<1> {
     let b = x0.dims()[0];
     let l = levels.max(2);
     let ts: Vec<f64> = (0..b).map(|_| sde.t_max() * noise.index(l) as f64 / (l - 1) as f64).collect();

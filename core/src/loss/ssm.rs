@@ -57,11 +57,7 @@ pub fn ssm_at<const D: usize>(
     let b = shape[0];
     let jvp = (inv2h.apply(diff) * v.clone()).reshape([b as i32, -1]).sum_dim(1); // [b, 1]
     let s = score_at(xt);
-    let second = if variance_reduced {
-        sq_norm(s).mul_scalar(0.5)
-    } else {
-        (s * v).reshape([b as i32, -1]).sum_dim(1).square().mul_scalar(0.5)
-    };
+    let second = if variance_reduced { sq_norm(s).mul_scalar(0.5) } else { (s * v).reshape([b as i32, -1]).sum_dim(1).square().mul_scalar(0.5) };
     let w: Vec<f64> = ts.iter().map(|&t| sde.marginal(t).1.powi(2)).collect();
     weighted_mean(jvp + second, &w)
 }
@@ -121,8 +117,7 @@ mod tests {
                 self.0.forward(x, t).mul_scalar(1.5)
             }
         }
-        let worse = ssm_at(&Scaled(&model), &sde, x0, &vec![t; n], Projection::Rademacher, true, &mut noise)
-            .into_scalar::<f32>() as f64;
+        let worse = ssm_at(&Scaled(&model), &sde, x0, &vec![t; n], Projection::Rademacher, true, &mut noise).into_scalar::<f32>() as f64;
         // J(k s*) = s^2 d / v (k^2 / 2 - k): -1/2 at k = 1, -3/8 at k = 1.5, i.e. 25% above.
         assert!(worse > expect + 0.05 * expect.abs(), "{worse} vs {expect}");
     }

@@ -81,11 +81,7 @@ impl TimeEmbedding {
         let freqs = match *self {
             Self::Sinusoidal { .. } => None,
             Self::Fourier { scale } => {
-                let w: Vec<f32> = NoiseSource::new(FOURIER_SEED)
-                    .normal_vec(features / 2)
-                    .into_iter()
-                    .map(|z| (z as f64 * scale) as f32)
-                    .collect();
+                let w: Vec<f32> = NoiseSource::new(FOURIER_SEED).normal_vec(features / 2).into_iter().map(|z| (z as f64 * scale) as f32).collect();
                 let n = w.len();
                 Some(Param::from_data(TensorData::new(w, [n]), device).set_require_grad(false))
             }

@@ -159,13 +159,9 @@ pub fn load_burnpack_bytes<C: NetworkConfig>(config: &C, bytes: Vec<u8>, name: &
     // back; `check_applied` then refuses anything but an exact match.
     // Half-precision files (`export --f16`) load back as f32 modules: every float tensor is
     // cast to f32 on the way in (a no-op for f32 files).
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
-        .allow_partial(true)
-        .validate(false)
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
-    let result = net
-        .load_from(&mut store)
-        .map_err(|e| NnError::Format { file: name.to_string(), format: "burnpack", message: e.to_string() })?;
+    let mut store =
+        BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes))).allow_partial(true).validate(false).with_from_adapter(FloatCastAdapter::to(DType::F32));
+    let result = net.load_from(&mut store).map_err(|e| NnError::Format { file: name.to_string(), format: "burnpack", message: e.to_string() })?;
     check_applied(&result, name)?;
     Ok(net)
 }

@@ -23,7 +23,7 @@
 
 use super::NnError;
 use super::embedding::{TimeEmbedder, TimeEmbedding};
-use crate::model::ScoreModel;
+use crate::model::{Conditional, ScoreModel};
 use crate::param::Parameterization;
 use burn::config::Config;
 use burn::module::Module;
@@ -126,10 +126,7 @@ impl UNetConfig {
         }
         for &l in &self.attention_levels() {
             if l >= self.channel_mult.len() {
-                return Err(config_err(
-                    "attention_resolutions",
-                    format!("expected level indices below {}, found {l}", self.channel_mult.len()),
-                ));
+                return Err(config_err("attention_resolutions", format!("expected level indices below {}, found {l}", self.channel_mult.len())));
             }
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
@@ -155,9 +152,7 @@ impl UNetConfig {
         let emb = self.embedding_width();
         let attn_levels = self.attention_levels();
         let levels = self.channel_mult.len();
-        let res = |cin: usize, cout: usize| {
-            ResBlockConfig::new(cin, cout, emb).with_groups(self.groups).with_dropout(self.dropout).init(device)
-        };
+        let res = |cin: usize, cout: usize| ResBlockConfig::new(cin, cout, emb).with_groups(self.groups).with_dropout(self.dropout).init(device);
         let attn = |c: usize| AttentionBlockConfig::new(c).with_groups(self.groups).init(device);
 
         let mut ch = self.base_channels;
@@ -490,6 +485,17 @@ impl ScoreModel<4> for UNet {
     /// Unconditional: the null label when the network is class-conditional.
     fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
         UNet::forward(self, x, t, None)
+    }
+}
+
+impl Conditional<4> for UNet {
+    fn num_classes(&self) -> Option<usize> {
+        self.config.num_classes
+    }
+
+    /// [`Guided`] with weight 0: one evaluation of the conditional network.
+    fn with_labels(&self, labels: Vec<usize>) -> Box<dyn ScoreModel<4> + '_> {
+        Box::new(Guided { model: self, labels, guidance: 0.0 })
     }
 }
 

@@ -6,7 +6,7 @@
 //! `epsilon / s_L^2` (NCSN: `2e-5 / 0.01^2 = 0.2`), so `alpha_i = step_lr s_i^2`, which works
 //! for any SDE. An optional Tweedie step at `t_min` follows (NCSNv2's final denoising).
 
-use super::{langevin_update, Sampler, Step};
+use super::{Sampler, Step, langevin_update};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
 use crate::sde::Sde;
@@ -23,11 +23,7 @@ pub struct AnnealedLangevin {
 impl AnnealedLangevin {
     /// Levels from a [`time_grid`](super::time_grid) (its final `t = 0` is dropped).
     pub fn new(sde: &dyn Sde, times: Vec<f64>, steps_per_level: usize, step_lr: f64) -> Self {
-        let levels = times
-            .into_iter()
-            .filter(|&t| sde.marginal(t).1 > 0.0)
-            .map(|t| (t, step_lr * sde.marginal(t).1.powi(2)))
-            .collect();
+        let levels = times.into_iter().filter(|&t| sde.marginal(t).1 > 0.0).map(|t| (t, step_lr * sde.marginal(t).1.powi(2))).collect();
         Self { levels, k: 0, steps_per_level: steps_per_level.max(1) }
     }
 }

@@ -5,7 +5,7 @@
 //! (the probability-flow ODE's exponential integrator), `eta = 1` is DDPM ancestral sampling.
 //! For VE (`m = 1`) it is the same update in sigma space.
 
-use super::{ancestral::posterior, Step, Transition, Variance};
+use super::{Step, Transition, Variance, ancestral::posterior};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
 use burn::tensor::Tensor;

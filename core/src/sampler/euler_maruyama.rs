@@ -3,7 +3,7 @@
 //! Song et al. 2021, eq. (6): `dx = [f(t) x - g(t)^2 score] dt + g(t) dw_bar`, stepped backwards
 //! from `t` to `t - dt`: `x <- x - [f x - g^2 score] dt + g sqrt(dt) z`.
 
-use super::{reverse_drift, Step, Transition};
+use super::{Step, Transition, reverse_drift};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
 use burn::tensor::Tensor;

@@ -32,10 +32,7 @@ fn project<const D: usize>(state: Step<D>, y: &Tensor<D>, mask: &Tensor<D>, sde:
     let keep = mask.clone().neg().add_scalar(1.0); // 1 on the pixels to fill
     let known_mean = y.clone().mul_scalar(m);
     let known = if s > 0.0 { known_mean.clone() + noise.normal(y.dims(), &y.device()).mul_scalar(s) } else { known_mean.clone() };
-    Step {
-        x: state.x * keep.clone() + known * mask.clone(),
-        x_mean: state.x_mean * keep + known_mean * mask.clone(),
-    }
+    Step { x: state.x * keep.clone() + known * mask.clone(), x_mean: state.x_mean * keep + known_mean * mask.clone() }
 }
 
 impl<const D: usize> Inpainting<D> {

@@ -7,7 +7,7 @@
 //! interpolated along great circles (Shoemake 1985; as in DDIM, section 5.3):
 //! `slerp(z1, z2, a) = sin((1-a) theta)/sin(theta) z1 + sin(a theta)/sin(theta) z2`.
 
-use super::{ode_drift, Rk45};
+use super::{Rk45, ode_drift};
 use crate::model::ScoreFn;
 use crate::param::Coef;
 use burn::tensor::Tensor;

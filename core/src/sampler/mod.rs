@@ -37,7 +37,7 @@ pub use dpm_solver::DpmSolver2M;
 pub use euler_maruyama::EulerMaruyama;
 pub use inpaint::Inpainting;
 pub use interp::{ode_decode, ode_encode, slerp};
-pub use langevin::{langevin_update, LangevinCorrector};
+pub use langevin::{LangevinCorrector, langevin_update};
 pub use ode::{OdeEuler, OdeHeun};
 pub use pc::{Predictor, PredictorCorrector};
 pub use reverse_diffusion::ReverseDiffusion;
@@ -382,10 +382,7 @@ impl SamplerConfig {
                     SamplerKind::Ddim => Box::new(GridSampler::new(times, Ddim { eta: self.eta })),
                     SamplerKind::EulerMaruyama => Box::new(GridSampler::new(times, EulerMaruyama)),
                     SamplerKind::ReverseDiffusion => Box::new(GridSampler::new(times, ReverseDiffusion)),
-                    SamplerKind::Pc => Box::new(GridSampler::new(
-                        times,
-                        PredictorCorrector { predictor: self.predictor, variance: self.variance, corrector },
-                    )),
+                    SamplerKind::Pc => Box::new(GridSampler::new(times, PredictorCorrector { predictor: self.predictor, variance: self.variance, corrector })),
                     SamplerKind::OdeEuler => Box::new(GridSampler::new(times, OdeEuler)),
                     SamplerKind::OdeHeun => Box::new(GridSampler::new(times, OdeHeun)),
                     SamplerKind::DpmSolver2m => Box::new(GridSampler::new(times, DpmSolver2M::default())),

@@ -4,7 +4,7 @@
 //! to 0. Euler is first order; Heun (Karras et al. 2022, Alg. 1) is the trapezoidal second-order
 //! method, falling back to Euler on a step that ends where the score is undefined (`s(0) = 0`).
 
-use super::{ode_drift, Step, Transition};
+use super::{Step, Transition, ode_drift};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
 use burn::tensor::Tensor;

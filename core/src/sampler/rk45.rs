@@ -7,7 +7,7 @@
 //! [`Rk45`] integrates any `dy/dt = rhs(y, t)` on tensors (the likelihood uses it on the
 //! augmented state); [`Rk45Sampler`] applies it to the probability-flow ODE from `T` to `t_min`.
 
-use super::{ode_drift, Sampler, Step};
+use super::{Sampler, Step, ode_drift};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
 use burn::tensor::Tensor;

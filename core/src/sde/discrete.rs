@@ -54,9 +54,7 @@ impl DiscreteVpSde {
             ScheduleKind::Cosine => {
                 let s = 0.008;
                 let f = |t: f64| ((t + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos().powi(2);
-                (1..=levels)
-                    .map(|i| (1.0 - f(i as f64 / n) / f((i - 1) as f64 / n)).min(0.999))
-                    .collect()
+                (1..=levels).map(|i| (1.0 - f(i as f64 / n) / f((i - 1) as f64 / n)).min(0.999)).collect()
             }
         };
         Ok(Self::from_betas(schedule, betas))

@@ -143,11 +143,7 @@ pub struct SdeError {
 }
 
 fn positive(field: &'static str, v: f64) -> Result<(), SdeError> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(SdeError { field, message: format!("expected a finite number > 0, found {v}") })
-    }
+    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(SdeError { field, message: format!("expected a finite number > 0, found {v}") }) }
 }
 
 impl SdeConfig {
@@ -156,9 +152,7 @@ impl SdeConfig {
         Ok(match *self {
             SdeConfig::Ve { sigma_min, sigma_max } => Box::new(VeSde::new(sigma_min, sigma_max)?),
             SdeConfig::Vp { beta_min, beta_max } => Box::new(VpSde::new(beta_min, beta_max)?),
-            SdeConfig::SubVp { beta_min, beta_max } => {
-                Box::new(SubVpSde::new(beta_min, beta_max)?)
-            }
+            SdeConfig::SubVp { beta_min, beta_max } => Box::new(SubVpSde::new(beta_min, beta_max)?),
             SdeConfig::Ddpm { schedule, levels } => Box::new(DiscreteVpSde::new(schedule, levels)?),
         })
     }
@@ -227,11 +221,8 @@ pub(crate) mod tests {
 
     #[test]
     fn transition_composes_marginals() {
-        let sdes: Vec<Box<dyn Sde>> = vec![
-            Box::new(VeSde::new(0.01, 50.0).unwrap()),
-            Box::new(VpSde::new(0.1, 20.0).unwrap()),
-            Box::new(SubVpSde::new(0.1, 20.0).unwrap()),
-        ];
+        let sdes: Vec<Box<dyn Sde>> =
+            vec![Box::new(VeSde::new(0.01, 50.0).unwrap()), Box::new(VpSde::new(0.1, 20.0).unwrap()), Box::new(SubVpSde::new(0.1, 20.0).unwrap())];
         for sde in &sdes {
             for (s, t) in [(0.1, 0.3), (0.5, 0.9), (0.02, 1.0)] {
                 // x_t = a x_s + std z composed with x_s = m_s x0 + s_s z' gives the marginal at t.

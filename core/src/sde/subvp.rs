@@ -5,7 +5,7 @@
 //! `N(x_0 e^{-1/2 B(t)}, (1 - e^{-B(t)})^2 I)`. Its variance is bounded by the VP one at
 //! every `t`, which gave the paper's best likelihoods.
 
-use super::{vp::VpSde, Sde, SdeError};
+use super::{Sde, SdeError, vp::VpSde};
 
 /// The sub-VP SDE; `beta(t)` is the VP SDE's.
 #[derive(Debug, Clone, Copy, PartialEq)]

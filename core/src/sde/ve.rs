@@ -10,7 +10,7 @@
 //! clean `x_0` would have variance `sigma(t)^2 - sigma_min^2` (eq. 31). Transitions between
 //! two times are exact either way.
 
-use super::{positive, Sde, SdeError};
+use super::{Sde, SdeError, positive};
 
 pub(crate) fn default_sigma_min() -> f64 {
     0.01
@@ -34,10 +34,7 @@ impl VeSde {
         positive("sigma_min", sigma_min)?;
         positive("sigma_max", sigma_max)?;
         if sigma_max <= sigma_min {
-            return Err(SdeError {
-                field: "sigma_max",
-                message: format!("expected sigma_max > sigma_min = {sigma_min}, found {sigma_max}"),
-            });
+            return Err(SdeError { field: "sigma_max", message: format!("expected sigma_max > sigma_min = {sigma_min}, found {sigma_max}") });
         }
         Ok(Self { sigma_min, sigma_max })
     }

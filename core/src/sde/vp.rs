@@ -9,7 +9,7 @@
 //! `beta_i = 1 - exp(-int_{t_{i-1}}^{t_i} beta)`, equal to it up to `O(1/N^2)` but still a valid
 //! variance on coarse grids (the paper's exceeds 1 once `beta(t) dt > 1`, e.g. 20 steps).
 
-use super::{positive, Sde, SdeError};
+use super::{Sde, SdeError, positive};
 
 pub(crate) fn default_beta_min() -> f64 {
     0.1
@@ -33,10 +33,7 @@ impl VpSde {
         positive("beta_min", beta_min)?;
         positive("beta_max", beta_max)?;
         if beta_max < beta_min {
-            return Err(SdeError {
-                field: "beta_max",
-                message: format!("expected beta_max >= beta_min = {beta_min}, found {beta_max}"),
-            });
+            return Err(SdeError { field: "beta_max", message: format!("expected beta_max >= beta_min = {beta_min}, found {beta_max}") });
         }
         Ok(Self { beta_min, beta_max })
     }

@@ -11,14 +11,14 @@
 use super::trainer::optimizer;
 use super::{OptimConfig, StepReport, TrainError};
 use crate::data::{DatasetKind, ImageDataset};
-use std::path::Path;
-use crate::nn::{load_burnpack, Classifier, ClassifierConfig, NetworkConfig};
+use crate::nn::{Classifier, ClassifierConfig, NetworkConfig, load_burnpack};
 use crate::noise::NoiseSource;
 use crate::sde::Sde;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// File of a classifier directory holding its [`ClassifierCard`].
 pub const CARD_FILE: &str = "classifier.json";
@@ -211,7 +211,11 @@ mod tests {
     #[test]
     fn a_noise_conditional_classifier_trains_on_perturbed_inputs() {
         let dev = Device::flex().autodiff();
-        let cfg = ClassifierConfig::new().with_channels1(4).with_channels2(8).with_hidden(16).with_time_embedding(Some(crate::nn::TimeEmbedding::Fourier { scale: 16.0 }));
+        let cfg = ClassifierConfig::new()
+            .with_channels1(4)
+            .with_channels2(8)
+            .with_hidden(16)
+            .with_time_embedding(Some(crate::nn::TimeEmbedding::Fourier { scale: 16.0 }));
         let sde = crate::sde::SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }.build().unwrap();
         assert!(ClassifierTrainer::new(cfg.init(&dev), OptimConfig::default(), None, 0, &dev).is_err());
         let mut t = ClassifierTrainer::new(cfg.init(&dev), OptimConfig::default(), Some(sde), 0, &dev).unwrap();

@@ -5,6 +5,7 @@
 //! network and SDE the shipped weights belong to.
 
 use super::{LossConfig, OptimConfig};
+use crate::data::mnist::CLASSES;
 use crate::data::{DatasetKind, Toy};
 use crate::nn::{MlpConfig, UNetConfig};
 use crate::sde::SdeConfig;
@@ -104,6 +105,22 @@ pub struct RunConfig {
     pub seed: u64,
     /// Write a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
+    /// For a class-conditional U-Net (`network.num_classes` set): the probability that a
+    /// training label is replaced by the null label, `p_uncond` of Ho & Salimans 2022 (Alg. 1;
+    /// they use 0.1 and 0.2), which trains the unconditional model guidance needs.
+    #[serde(default = "default_label_dropout")]
+    pub label_dropout: f64,
+}
+
+fn default_label_dropout() -> f64 {
+    0.1
+}
+
+impl RunConfig {
+    /// Whether training draws class labels with the data (a class-conditional U-Net).
+    pub fn class_conditional(&self) -> bool {
+        matches!(&self.network, Network::Unet(u) if u.num_classes.is_some())
+    }
 }
 
 impl RunConfig {
@@ -123,6 +140,7 @@ impl RunConfig {
                 steps: 5000,
                 seed: 0,
                 checkpoint_every: 1000,
+                label_dropout: default_label_dropout(),
             },
             Dataset::Image(_) => Self {
                 format: FORMAT_VERSION,
@@ -135,6 +153,7 @@ impl RunConfig {
                 steps: 20_000,
                 seed: 0,
                 checkpoint_every: 500,
+                label_dropout: default_label_dropout(),
             },
         }
     }
@@ -162,6 +181,9 @@ impl RunConfig {
         self.sde.build().map_err(|e| e.to_string())?;
         self.loss.validate()?;
         self.optim.validate().map_err(|e| format!("optim.{e}"))?;
+        if !(0.0..1.0).contains(&self.label_dropout) {
+            return Err(format!("label_dropout: expected a probability in [0, 1), found {}", self.label_dropout));
+        }
         for (name, v) in [("batch_size", self.batch_size), ("checkpoint_every", self.checkpoint_every)] {
             if v == 0 {
                 return Err(format!("{name}: expected at least 1, found 0"));
@@ -178,6 +200,11 @@ impl RunConfig {
                 u.validate().map_err(|e| format!("network: {e}"))?;
                 if u.in_channels != 1 {
                     return Err(format!("network.in_channels: {} images have 1 channel, found {}", self.dataset, u.in_channels));
+                }
+                if let Some(n) = u.num_classes
+                    && n != CLASSES
+                {
+                    return Err(format!("network.num_classes: {} has {CLASSES} classes, found {n}", self.dataset));
                 }
             }
             (Dataset::Toy(_), Network::Unet(_)) => return Err(format!("network.kind: the 2-D dataset {} needs an mlp, found unet", self.dataset)),
@@ -214,5 +241,13 @@ mod tests {
         v["dataset"] = "mnist".into();
         v["batch_size"] = 0.into();
         assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("batch_size"));
+        v["batch_size"] = 64.into();
+        v["network"]["num_classes"] = 7.into();
+        assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("network.num_classes: mnist has 10 classes, found 7"));
+        v["network"]["num_classes"] = 10.into();
+        let c = RunConfig::from_json(&v.to_string()).unwrap();
+        assert!(c.class_conditional() && c.label_dropout == 0.1, "label_dropout defaults to Ho & Salimans' 0.1");
+        v["label_dropout"] = 1.0.into();
+        assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("label_dropout"));
     }
 }

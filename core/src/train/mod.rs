@@ -16,10 +16,10 @@ pub mod ema;
 mod trainer;
 
 pub use config::{Dataset, Network, RunConfig};
-pub use trainer::{StepReport, TrainError, TrainState, Trainer, EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE};
-pub use trainer::parallel::{check_devices, ParallelError, ParallelTrainer};
+pub use trainer::parallel::{ParallelError, ParallelTrainer, check_devices};
+pub use trainer::{EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE, StepReport, TrainError, TrainState, Trainer};
 
-use crate::loss::{ddpm_simple_loss, dsm_loss, ncsn_loss, ssm_loss, Projection, Weighting};
+use crate::loss::{Projection, Weighting, ddpm_simple_loss, dsm_loss, ncsn_loss, ssm_loss};
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
 use crate::sde::{Sde, SdeConfig};
@@ -107,22 +107,20 @@ pub struct OptimConfig {
     pub weight_decay: f64,
     /// EMA decay of the weights.
     pub ema_decay: f64,
+    /// Warm the EMA decay up as `min(ema_decay, (1 + n) / (10 + n))` (see [`ema`]).
+    pub ema_warmup: bool,
 }
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self { lr: 2e-4, warmup: 500, grad_clip: Some(1.0), weight_decay: 0.0, ema_decay: 0.999 }
+        Self { lr: 2e-4, warmup: 500, grad_clip: Some(1.0), weight_decay: 0.0, ema_decay: 0.999, ema_warmup: true }
     }
 }
 
 impl OptimConfig {
     /// The learning rate at step `step` (0-based): linear warm-up, then constant.
     pub fn lr_at(&self, step: usize) -> f64 {
-        if self.warmup == 0 {
-            self.lr
-        } else {
-            self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0)
-        }
+        if self.warmup == 0 { self.lr } else { self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0) }
     }
 
     /// Checks ranges, naming the field.

@@ -1,11 +1,11 @@
 //! The resumable training loop (see the module docs of [`crate::train`]).
 
 use super::checkpoint;
-use crate::io::write_atomic;
-use super::ema::ema_update;
+use super::ema::{decay_at, ema_update};
 use super::{LossConfig, OptimConfig};
-use crate::model::ScoreModel;
-use crate::nn::{load_burnpack, save_burnpack, NetworkConfig, NnError};
+use crate::io::write_atomic;
+use crate::model::{Conditional, ScoreModel};
+use crate::nn::{NetworkConfig, NnError, load_burnpack, save_burnpack};
 use crate::noise::{NoiseSource, NoiseState};
 use crate::sde::{Sde, SdeConfig};
 use burn::grad_clipping::GradientClippingConfig;
@@ -45,6 +45,9 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// Labelled training of a network that takes no labels.
+    #[error("labelled training needs a class-conditional network, found num_classes = null")]
+    NotConditional,
     /// Plain I/O failure.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -140,9 +143,14 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
     /// A non-finite loss returns [`TrainError::NonFinite`] before any weight changes.
     pub fn train_step(&mut self, batch: impl FnOnce(&mut NoiseSource) -> Tensor<D>) -> Result<StepReport, TrainError> {
         let x0 = batch(&mut self.data_noise);
-        self.seed_backend(&x0);
-        let loss = self.loss.loss(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise);
+        let loss = self.batch_loss(x0);
         self.optimise(loss)
+    }
+
+    /// The loss on the batch `x0`, its times and noise drawn from the loss stream.
+    fn batch_loss(&mut self, x0: Tensor<D>) -> Tensor<1> {
+        self.seed_backend(&x0);
+        self.loss.loss(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise)
     }
 
     /// The backend's own generator (dropout) is reseeded per step, so a resumed run draws the
@@ -166,13 +174,13 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.opt.lr_at(self.state.step);
         self.model = self.optim.step(lr, self.model.clone(), grads);
-        self.ema = ema_update(self.ema.clone(), &self.model, self.opt.ema_decay);
+        let decay = decay_at(self.opt.ema_decay, self.state.step, self.opt.ema_warmup);
+        self.ema = ema_update(self.ema.clone(), &self.model, decay);
         self.state.step += 1;
         let ema_loss = self.state.ema_loss.map_or(value, |e| 0.99 * e + 0.01 * value);
         self.state.ema_loss = Some(ema_loss);
         Ok(StepReport { step: self.state.step, loss: value, ema_loss, lr })
     }
-
     /// Writes a checkpoint of the run into `run_dir` atomically (see [`checkpoint`]).
     pub fn save(&self, run_dir: &Path) -> Result<PathBuf, TrainError> {
         checkpoint::write_atomically(run_dir, |dir| {
@@ -204,6 +212,49 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         self.loss_noise = NoiseSource::from_state(&state.loss_noise);
         self.state = state;
         Ok(self)
+    }
+}
+
+impl<M: Module + ScoreModel<D> + Conditional<D>, const D: usize> Trainer<M, D> {
+    /// One optimisation step on a labelled batch: each label is replaced by the null label with
+    /// probability `label_dropout` (`p_uncond` of Ho & Salimans 2022, Alg. 1), drawn from the
+    /// data stream so a resumed run drops the same labels.
+    ///
+    /// Labels must be below [`Conditional::num_classes`] (checked by the network).
+    pub fn train_step_labelled(
+        &mut self,
+        batch: impl FnOnce(&mut NoiseSource) -> (Tensor<D>, Vec<usize>),
+        label_dropout: f64,
+    ) -> Result<StepReport, TrainError> {
+        let (x0, labels) = self.draw_labelled(batch, label_dropout)?;
+        let loss = self.labelled_loss(x0, labels);
+        self.optimise(loss)
+    }
+
+    /// The labelled batch `batch` draws from the data stream, each label then replaced by the
+    /// null label with probability `label_dropout` (also drawn from the data stream).
+    fn draw_labelled(
+        &mut self,
+        batch: impl FnOnce(&mut NoiseSource) -> (Tensor<D>, Vec<usize>),
+        label_dropout: f64,
+    ) -> Result<(Tensor<D>, Vec<usize>), TrainError> {
+        let Some(null) = self.model.num_classes() else {
+            return Err(TrainError::NotConditional);
+        };
+        let (x0, mut labels) = batch(&mut self.data_noise);
+        for label in &mut labels {
+            if self.data_noise.uniform() < label_dropout {
+                *label = null;
+            }
+        }
+        Ok((x0, labels))
+    }
+
+    /// [`batch_loss`](Self::batch_loss) of the model given the labels.
+    fn labelled_loss(&mut self, x0: Tensor<D>, labels: Vec<usize>) -> Tensor<1> {
+        self.seed_backend(&x0);
+        let model = self.model.with_labels(labels);
+        self.loss.loss(model.as_ref(), self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise)
     }
 }
 
@@ -332,5 +383,127 @@ mod tests {
         let err = t.resume(&TinyConfig, &run, &dev).err().unwrap().to_string();
         assert!(err.contains("model.bpk"), "{err}");
         std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    /// `eps_hat = W [x, t, onehot(label)] + b` over [`CLASSES`] classes and the null label; the
+    /// labels of every call are recorded in [`SEEN`].
+    #[derive(Module, Debug)]
+    pub(super) struct TinyCond {
+        lin: Linear,
+    }
+
+    const CLASSES: usize = 3;
+
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    struct WithLabels<'a>(&'a TinyCond, Vec<usize>);
+
+    impl ScoreModel<2> for WithLabels<'_> {
+        fn parameterization(&self) -> Parameterization {
+            Parameterization::Eps
+        }
+        fn forward(&self, x: Tensor<2>, t: &[f64]) -> Tensor<2> {
+            let dev = x.device();
+            let b = t.len();
+            let tt = Tensor::<2>::from_data(TensorData::new(t.iter().map(|&v| v as f32).collect(), [b, 1]), &dev);
+            let onehot: Vec<f32> = self.1.iter().flat_map(|&l| (0..=CLASSES).map(move |c| if c == l { 1.0 } else { 0.0 })).collect();
+            let oh = Tensor::<2>::from_data(TensorData::new(onehot, [b, CLASSES + 1]), &dev);
+            self.0.lin.forward(Tensor::cat(vec![x, tt, oh], 1))
+        }
+    }
+
+    impl ScoreModel<2> for TinyCond {
+        fn parameterization(&self) -> Parameterization {
+            Parameterization::Eps
+        }
+        fn forward(&self, x: Tensor<2>, t: &[f64]) -> Tensor<2> {
+            WithLabels(self, vec![CLASSES; t.len()]).forward(x, t)
+        }
+    }
+
+    impl Conditional<2> for TinyCond {
+        fn num_classes(&self) -> Option<usize> {
+            Some(CLASSES)
+        }
+        fn with_labels(&self, labels: Vec<usize>) -> Box<dyn ScoreModel<2> + '_> {
+            SEEN.with(|s| s.borrow_mut().extend(&labels));
+            Box::new(WithLabels(self, labels))
+        }
+    }
+
+    /// Three tight clusters at `mu_c = 2 (cos, sin)(2 pi c / 3)`, sd 0.2, with their labels.
+    pub(super) fn labelled(dev: &Device) -> impl Fn(&mut NoiseSource) -> (Tensor<2>, Vec<usize>) + '_ {
+        move |noise| {
+            let labels: Vec<usize> = (0..32).map(|_| noise.index(CLASSES)).collect();
+            let z = noise.normal_vec(64);
+            let v: Vec<f32> = labels
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &c)| {
+                    let a = std::f64::consts::TAU * c as f64 / CLASSES as f64;
+                    [(2.0 * a.cos()) as f32 + 0.2 * z[2 * i], (2.0 * a.sin()) as f32 + 0.2 * z[2 * i + 1]]
+                })
+                .collect();
+            (Tensor::from_data(TensorData::new(v, [32, 2]), dev), labels)
+        }
+    }
+
+    pub(super) fn cond_trainer(dev: &Device) -> Trainer<TinyCond, 2> {
+        let model = TinyCond { lin: LinearConfig::new(3 + CLASSES + 1, 2).init(dev) };
+        let opt = OptimConfig { lr: 1e-2, warmup: 5, ..OptimConfig::default() };
+        Trainer::new(model, SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }, LossConfig::default(), opt, 4).unwrap()
+    }
+
+    #[test]
+    fn labelled_steps_drop_labels_at_the_given_rate() {
+        let dev = Device::flex().autodiff();
+        let mut t = cond_trainer(&dev);
+        SEEN.with(|s| s.borrow_mut().clear());
+        let p = 0.25;
+        for _ in 0..100 {
+            t.train_step_labelled(labelled(&dev), p).unwrap();
+        }
+        let seen = SEEN.with(|s| s.borrow().clone());
+        assert_eq!(seen.len(), 3200);
+        let dropped = seen.iter().filter(|&&l| l == CLASSES).count() as f64 / seen.len() as f64;
+        // Binomial(3200, 1/4): standard error sqrt(p (1 - p) / n) = 0.0077; allow 4 of them.
+        assert!((dropped - p).abs() < 4.0 * (p * (1.0 - p) / 3200.0f64).sqrt(), "dropped {dropped}");
+        assert!(seen.iter().all(|&l| l <= CLASSES));
+    }
+
+    #[test]
+    fn the_labels_reach_the_model() {
+        // The clusters are tight, so a model that sees the label can predict the noise far
+        // better than one that does not (an affine model cannot fit the three-cluster score):
+        // with no dropout its late loss must be well below that of the same model trained
+        // with every label dropped (p = 1 - 1e-12, the unconditional model).
+        let dev = Device::flex().autodiff();
+        let late = |p: f64| {
+            let mut t = cond_trainer(&dev);
+            let l: Vec<f64> = (0..400).map(|_| t.train_step_labelled(labelled(&dev), p).unwrap().loss).collect();
+            l[300..].iter().sum::<f64>() / 100.0
+        };
+        let (cond, uncond) = (late(0.0), late(1.0 - 1e-12));
+        assert!(cond < 0.8 * uncond, "conditional {cond} vs unconditional {uncond}");
+    }
+
+    /// `Tiny` takes no labels.
+    impl Conditional<2> for Tiny {
+        fn num_classes(&self) -> Option<usize> {
+            None
+        }
+        fn with_labels(&self, _: Vec<usize>) -> Box<dyn ScoreModel<2> + '_> {
+            unreachable!("the trainer checks num_classes first")
+        }
+    }
+
+    #[test]
+    fn labelled_training_of_an_unconditional_model_is_an_error() {
+        let (mut t, dev) = trainer(6);
+        let err = t.train_step_labelled(|n: &mut NoiseSource| (batch(&dev)(n), vec![0; 32]), 0.1).unwrap_err();
+        assert!(matches!(err, TrainError::NotConditional), "{err}");
+        assert_eq!(t.step(), 0);
     }
 }

@@ -3,7 +3,7 @@
 //! between their numbers is the backend's floating-point arithmetic.
 #![allow(dead_code)]
 
-use scorediff_web::engine::{parse_image_request, ImageRequest};
+use scorediff_web::engine::{ImageRequest, parse_image_request};
 
 /// The fixture: a randomly initialised, class-conditional tiny U-Net exported as
 /// `model.json` + `weights.bpk` (written by `reference.rs` when missing).

@@ -27,24 +27,27 @@
 //! between devices.
 //!
 //! # Randomness
-//! Replica 0 draws the whole batch from the data stream, exactly as on one device, and the batch
-//! is split by rows. The loss's draws (`t` and the noise) cannot be the single-device ones, since
+//! Replica 0 draws the whole batch from the data stream (and, for labelled batches, which labels
+//! to drop for classifier-free guidance), exactly as on one device, and the batch is split by rows
+//! with its labels. The loss's draws (`t` and the noise) cannot be the single-device ones, since
 //! each replica draws for its own shard: each step, replica 0 first draws one 64-bit seed per
 //! other replica from the loss stream, then draws its own shard's `t` and noise from the loss
 //! stream itself, while replica `k >= 1` draws them from a fresh stream seeded by the `k`-th seed.
 //! The saved loss stream therefore determines every replica's draws, and a resumed run continues
 //! them exactly; with one device nothing is drawn for other replicas and the step is
-//! [`Trainer::train_step`]. The backend's generator (dropout) is reseeded per step by each replica
-//! with its own seed (replica 0's is the run's seed); since burn's generator is process-wide, the
-//! replicas' forward passes take turns under a lock, so the masks do not depend on thread timing.
+//! [`Trainer::train_step`] (or [`Trainer::train_step_labelled`]). The backend's generator
+//! (dropout) is reseeded per step by each replica with its own seed (replica 0's is the run's
+//! seed); since burn's generator is process-wide, the replicas' forward passes take turns under a
+//! lock, so the masks do not depend on thread timing.
 
 use super::{StepReport, TrainError, Trainer};
-use crate::model::ScoreModel;
+use crate::model::{Conditional, ScoreModel};
 use crate::noise::NoiseSource;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation};
 use burn::tensor::{Device, Tensor};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::ops::Range;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -239,18 +242,24 @@ impl<M: Module + ScoreModel<D> + 'static, const D: usize> ParallelTrainer<M, D> 
             return self.leader.train_step(batch);
         }
         let x0 = batch(&mut self.leader.data_noise);
+        self.step_shards(x0, |_, x0| Box::new(move |t: &mut Trainer<M, D>| t.batch_loss(x0)))
+    }
+
+    /// Splits `x0` by rows into one shard per device and steps every replica on its shard, with
+    /// the loss `shard_loss(rows, shard)` (the rows of `x0` it holds).
+    fn step_shards(&mut self, x0: Tensor<D>, shard_loss: impl Fn(Range<usize>, Tensor<D>) -> ShardLoss<M, D>) -> Result<StepReport, TrainError> {
         assert_eq!(x0.dims()[0], self.batch_size, "the batch has {} rows, expected batch_size = {}", x0.dims()[0], self.batch_size);
         let rows = self.batch_size / self.devices.len();
         let seeds: Vec<u64> = (1..self.devices.len()).map(|_| self.leader.loss_noise.next_u64()).collect();
         for ((k, replica), seed) in self.replicas.iter().enumerate().map(|(i, r)| (i + 1, r)).zip(seeds) {
-            let shard = x0.clone().narrow(0, k * rows, rows).to_device(&self.devices[k]);
+            let loss = shard_loss(k * rows..(k + 1) * rows, x0.clone().narrow(0, k * rows, rows).to_device(&self.devices[k]));
             replica.send(Command::Loss(Box::new(move |t: &mut Trainer<M, D>| {
                 t.loss_noise = NoiseSource::new(seed);
-                t.shard_loss(shard)
+                loss(t)
             })));
         }
-        let shard = x0.narrow(0, 0, rows);
-        self.step_replicas(Box::new(move |t: &mut Trainer<M, D>| t.shard_loss(shard)))
+        let own = shard_loss(0..rows, x0.narrow(0, 0, rows));
+        self.step_replicas(own)
     }
 
     /// Evaluates replica 0's loss `own` while the other replicas evaluate theirs, agrees on the
@@ -294,12 +303,22 @@ impl<M, const D: usize> Drop for ParallelTrainer<M, D> {
     }
 }
 
-impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
-    /// The loss on the shard `x0`, drawn from the loss stream (the first half of
-    /// [`train_step`](Trainer::train_step)).
-    fn shard_loss(&mut self, x0: Tensor<D>) -> Tensor<1> {
-        self.seed_backend(&x0);
-        self.loss.loss(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise)
+impl<M: Module + ScoreModel<D> + Conditional<D> + 'static, const D: usize> ParallelTrainer<M, D> {
+    /// [`Trainer::train_step_labelled`] data-parallel: replica 0 draws the batch and drops labels
+    /// as on one device, and each replica's shard carries its rows' labels.
+    pub fn train_step_labelled(
+        &mut self,
+        batch: impl FnOnce(&mut NoiseSource) -> (Tensor<D>, Vec<usize>),
+        label_dropout: f64,
+    ) -> Result<StepReport, TrainError> {
+        if self.replicas.is_empty() {
+            return self.leader.train_step_labelled(batch, label_dropout);
+        }
+        let (x0, labels) = self.leader.draw_labelled(batch, label_dropout)?;
+        self.step_shards(x0, |rows, x0| {
+            let labels = labels[rows].to_vec();
+            Box::new(move |t: &mut Trainer<M, D>| t.labelled_loss(x0, labels))
+        })
     }
 }
 
@@ -367,7 +386,7 @@ mod tests {
         move |noise| Toy::EightGaussians.sample_tensor(BATCH, noise, dev)
     }
 
-    fn weights(model: &Mlp) -> Vec<f32> {
+    fn weights<N: Module>(model: &N) -> Vec<f32> {
         let mut collect = Collect(Vec::new());
         model.valid().visit(&mut collect);
         collect.0.into_iter().flat_map(|(_, w)| to_vec(w)).collect()
@@ -418,12 +437,36 @@ mod tests {
         for _ in 0..4 {
             let x0 = batch(&dev)(&mut r0.data_noise);
             r1.loss_noise = NoiseSource::new(r0.loss_noise.next_u64());
-            let l0 = r0.shard_loss(x0.clone().narrow(0, 0, BATCH / 2));
-            let l1 = r1.shard_loss(x0.narrow(0, BATCH / 2, BATCH / 2));
+            let l0 = r0.batch_loss(x0.clone().narrow(0, 0, BATCH / 2));
+            let l1 = r1.batch_loss(x0.narrow(0, BATCH / 2, BATCH / 2));
             let mean = (value(&l0) + value(&l1)) / 2.0;
             let expected = r0.optimise_reporting(l0, mean).unwrap();
             r1.optimise_reporting(l1, mean).unwrap();
             assert_eq!(parallel.train_step(batch(&dev)).unwrap(), expected);
+        }
+        assert_eq!(weights(&parallel.leader().model), weights(&r0.model));
+        assert_eq!(parallel.leader().state(), r0.state());
+    }
+
+    /// The same for labelled batches: replica 0 drops the labels as on one device, and each
+    /// shard carries its own rows' labels.
+    #[test]
+    fn labelled_shards_carry_their_rows_labels() {
+        use super::super::tests::{TinyCond, cond_trainer, labelled};
+        let dev = Device::flex().autodiff();
+        let base = cond_trainer(&dev);
+        let copy = |t: &Trainer<TinyCond, 2>| Trainer::new(t.model.clone(), t.sde_config.clone(), t.loss, t.opt, t.seed).unwrap();
+        let (mut r0, mut r1) = (copy(&base), copy(&base));
+        let mut parallel = ParallelTrainer::spawn(base, vec![dev.clone(), dev.clone()], 32, false).unwrap();
+        for _ in 0..4 {
+            let (x0, labels) = r0.draw_labelled(labelled(&dev), 0.5).unwrap();
+            r1.loss_noise = NoiseSource::new(r0.loss_noise.next_u64());
+            let l0 = r0.labelled_loss(x0.clone().narrow(0, 0, 16), labels[..16].to_vec());
+            let l1 = r1.labelled_loss(x0.narrow(0, 16, 16), labels[16..].to_vec());
+            let mean = (value(&l0) + value(&l1)) / 2.0;
+            let expected = r0.optimise_reporting(l0, mean).unwrap();
+            r1.optimise_reporting(l1, mean).unwrap();
+            assert_eq!(parallel.train_step_labelled(labelled(&dev), 0.5).unwrap(), expected);
         }
         assert_eq!(weights(&parallel.leader().model), weights(&r0.model));
         assert_eq!(parallel.leader().state(), r0.state());
@@ -508,9 +551,9 @@ mod tests {
         for _ in 0..20 {
             let x0 = batch(dev)(&mut one.data_noise);
             let seed = one.loss_noise.next_u64();
-            let l0 = one.shard_loss(x0.clone().narrow(0, 0, BATCH / 2));
+            let l0 = one.batch_loss(x0.clone().narrow(0, 0, BATCH / 2));
             let stream = std::mem::replace(&mut one.loss_noise, NoiseSource::new(seed));
-            let l1 = one.shard_loss(x0.narrow(0, BATCH / 2, BATCH / 2));
+            let l1 = one.batch_loss(x0.narrow(0, BATCH / 2, BATCH / 2));
             one.loss_noise = stream;
             one.optimise((l0 + l1).div_scalar(2.0)).unwrap();
         }
