@@ -3,8 +3,9 @@
 //! An export directory (`www/models/<name>/`) holds two files:
 //! - `model.json`, a [`ModelCard`]: the format version, the data set, the network config (the
 //!   `network` object of a run's `config.json`, [`Network`]), the forward SDE ([`SdeConfig`]),
-//!   the weights file name and precision, the shape of one data point, the parameter count,
-//!   the training steps and the command that trained it;
+//!   the reverse-process variance ([`Variance`]; `small` when absent, as in cards written before
+//!   it existed), the weights file name and precision, the shape of one data point, the
+//!   parameter count, the training steps and the command that trained it;
 //! - `weights.bpk`, the EMA weights of the run (Polyak averaging, as sampled from in Ho et al.
 //!   2020 and Song et al. 2021) in burn's Burnpack format, in f32 or f16.
 //!
@@ -20,6 +21,7 @@ use crate::data::DatasetKind;
 use crate::model::ScoreModel;
 use crate::nn::{Mlp, NnError, UNet, load_burnpack_bytes};
 use crate::param::Parameterization;
+use crate::sampler::Variance;
 use crate::sde::{Sde, SdeConfig};
 use crate::train::{Dataset, Network, RunConfig};
 use burn::module::Module;
@@ -143,6 +145,9 @@ pub struct ModelCard {
     pub network: Network,
     /// The forward SDE.
     pub sde: SdeConfig,
+    /// The reverse-process variance (as the run's `variance`).
+    #[serde(default)]
+    pub variance: Variance,
     /// The weights' file name, relative to the directory (a plain name, no `/`).
     pub weights: String,
     /// Precision of the weights file.
@@ -178,6 +183,7 @@ impl ModelCard {
             dataset: config.dataset,
             network: config.network.clone(),
             sde: config.sde.clone(),
+            variance: config.variance,
             weights: WEIGHTS_FILE.to_string(),
             dtype: WeightsDType::F32,
             shape: data_shape(config.dataset),
@@ -230,6 +236,14 @@ impl ModelCard {
         match (&self.dataset, &self.network) {
             (Dataset::Image(_), Network::Unet(u)) => {
                 u.validate().map_err(net_err)?;
+                if u.learns_variance() != (self.variance == Variance::Learned) {
+                    let expected =
+                        if u.learns_variance() { "learned (the U-Net outputs 2 x in_channels)" } else { "small or large (the U-Net outputs no variance)" };
+                    return Err(field(file, "variance", expected, self.variance.to_string()));
+                }
+                if self.variance == Variance::Learned && !matches!(self.sde, SdeConfig::Ddpm { .. }) {
+                    return Err(field(file, "variance", "small or large for a continuous SDE", "learned"));
+                }
                 let ok = self.shape.len() == 3 && self.shape[0] == u.in_channels && self.shape[1] > 0 && self.shape[2] > 0;
                 if !ok {
                     return Err(field(file, "shape", format!("[{}, height, width] (in_channels of the U-Net)", u.in_channels), format!("{:?}", self.shape)));
@@ -548,6 +562,16 @@ mod tests {
         assert!(e.contains("sde"), "{e}");
         let e = ModelCard::from_json("{ not json").unwrap_err().to_string();
         assert!(e.contains("model.json") && e.contains("not valid JSON"), "{e}");
+        // `variance`: absent reads as small (cards written before it existed); it must match
+        // whether the U-Net outputs a variance.
+        let mut v: serde_json::Value = serde_json::from_str(&image_card().to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("variance");
+        assert_eq!(ModelCard::from_json(&v.to_string()).unwrap().variance, Variance::Small);
+        v["variance"] = "learned-range".into();
+        let e = ModelCard::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("`variance`") && e.contains("outputs no variance") && e.contains("found learned"), "{e}");
+        v["network"]["out_channels"] = 2.into();
+        assert_eq!(ModelCard::from_json(&v.to_string()).unwrap().variance, Variance::Learned);
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub trait ScoreModel<const D: usize> {
     fn parameterization(&self) -> Parameterization;
     /// Evaluates the model; `t[i]` is the time of sample `i`.
     fn forward(&self, x: Tensor<D>, t: &[f64]) -> Tensor<D>;
+
+    /// The output of [`forward`](Self::forward) and, for a model that learns its reverse-process
+    /// variance, the interpolation output `v` of Nichol & Dhariwal's learned range (eq. 15; see
+    /// [`crate::sampler::Posteriors::model_log_variance`]), of the shape of `x`, from one
+    /// evaluation. Default: no variance output.
+    fn forward_with_variance(&self, x: Tensor<D>, t: &[f64]) -> (Tensor<D>, Option<Tensor<D>>) {
+        (self.forward(x, t), None)
+    }
 }
 
 /// A model evaluated at a time: converts its output to any parameterization.
@@ -85,8 +93,21 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
     pub fn eval_per_sample(&self, x: Tensor<D>, t: &[f64]) -> Prediction<D> {
         self.nfe.set(self.nfe.get() + 1);
         let out = self.model.forward(x.clone(), t);
+        self.prediction(x, out, t)
+    }
+
+    fn prediction(&self, x: Tensor<D>, out: Tensor<D>, t: &[f64]) -> Prediction<D> {
         let marginal = if t.windows(2).all(|w| w[0] == w[1]) { Marginal::at(self.sde, t[0]) } else { Marginal::per_sample(self.sde, t) };
         Prediction { x, out, param: self.model.parameterization(), marginal }
+    }
+
+    /// [`eval`](Self::eval) with the model's learned-variance output `v`, if it has one (one
+    /// evaluation; see [`ScoreModel::forward_with_variance`]).
+    pub fn eval_with_variance(&self, x: Tensor<D>, t: f64) -> (Prediction<D>, Option<Tensor<D>>) {
+        self.nfe.set(self.nfe.get() + 1);
+        let t = vec![t; x.dims()[0]];
+        let (out, v) = self.model.forward_with_variance(x.clone(), &t);
+        (self.prediction(x, out, &t), v)
     }
 
     /// The score at time `t`.

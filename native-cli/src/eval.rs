@@ -25,7 +25,7 @@ use scorediff::metrics;
 use scorediff::mixture::{GaussianMixture, MixtureFile};
 use scorediff::model::ScoreFn;
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::{self, SamplerConfig, SamplerKind};
+use scorediff::sampler::{self, SamplerConfig, SamplerKind, Variance};
 use scorediff::sde::Sde;
 use scorediff::train::Dataset;
 use scorediff::train::classifier::load_classifier_dir;
@@ -166,7 +166,7 @@ struct ImageReport {
 /// The loaded `--model`.
 enum Model {
     Mixture(MixtureFile),
-    Net { net: LoadedNet, sde: Box<dyn Sde>, dataset: Dataset },
+    Net { net: LoadedNet, sde: Box<dyn Sde>, dataset: Dataset, variance: Variance },
 }
 
 fn open_model(path: &Path, device: &Device) -> Result<Model> {
@@ -174,7 +174,7 @@ fn open_model(path: &Path, device: &Device) -> Result<Model> {
     match &source {
         ModelSource::Mixture { file, .. } => Ok(Model::Mixture(file.clone())),
         ModelSource::Run { stored, .. } | ModelSource::Export { stored, .. } => {
-            Ok(Model::Net { net: source.net(device)?, sde: source.sde()?, dataset: stored.card.dataset })
+            Ok(Model::Net { net: source.net(device)?, sde: source.sde()?, dataset: stored.card.dataset, variance: stored.card.variance })
         }
     }
 }
@@ -238,7 +238,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     } else {
         let model = model.as_ref().expect("clap requires --model without --samples");
         let kind = args.sampler.unwrap_or(SamplerConfig::default().kind);
-        let config = args.opts.config(kind, args.steps)?;
+        let own = match model {
+            Model::Net { variance, .. } => *variance,
+            Model::Mixture(_) => Variance::Small,
+        };
+        let config = args.opts.config_for(kind, args.steps, own, args.model.as_deref().unwrap_or(Path::new("")))?;
         draw(model, &config, args, dim, &device)?
     };
     let n = samples.len() / dim;

@@ -1,19 +1,23 @@
 //! `native-cli likelihood`: negative log-likelihood and bits/dim of data under the model's
-//! probability-flow ODE (`scorediff::likelihood`, Song et al. 2021, appendix D.2), with
-//! Hutchinson's divergence estimator for images and uniform dequantization of 8-bit data
-//! (`scorediff::likelihood::Dequantization`, whose offset is the Jacobian of the data scaling).
+//! probability-flow ODE (`--method ode`, `scorediff::likelihood`, Song et al. 2021, appendix
+//! D.2), with Hutchinson's divergence estimator for images and uniform dequantization of 8-bit
+//! data (`scorediff::likelihood::Dequantization`, whose offset is the Jacobian of the data
+//! scaling); or, for a discrete DDPM, by the full variational bound on the 8-bit images
+//! (`--method vlb`, `scorediff::likelihood::vlb`, Ho et al. 2020 eq. 5, Nichol & Dhariwal 2021).
 
 use crate::model_source::ModelSource;
 use crate::progress_bar;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use scorediff::burn::tensor::{Device, Tensor, TensorData};
+use scorediff::data::mnist::pixel_to_signed;
 use scorediff::data::{DatasetKind, ImageDataset, Split};
 use scorediff::export::LoadedNet;
 use scorediff::io::read_npy;
-use scorediff::likelihood::{Dequantization, Divergence, Likelihood, LikelihoodConfig, ode_likelihood};
+use scorediff::likelihood::{Dequantization, Divergence, Likelihood, LikelihoodConfig, Vlb, ode_likelihood, vlb_likelihood};
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
+use scorediff::sde::{DiscreteVpSde, SdeConfig};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -25,11 +29,25 @@ fn hutchinson(probe: &str) -> Result<Divergence, String> {
     Divergence::from_str(&format!("hutchinson-{probe}")).map_err(|_| format!("unknown probe `{probe}`: expected rademacher or gaussian"))
 }
 
+/// How the likelihood is computed.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Method {
+    /// The probability-flow ODE (any model; dequantized 8-bit data).
+    Ode,
+    /// The variational bound, all T terms and the prior (a discrete DDPM on 8-bit images).
+    Vlb,
+}
+
 #[derive(Args)]
 pub struct LikelihoodArgs {
     /// The model: a training run directory, an export directory or a Gaussian-mixture .json.
     #[arg(long, value_name = "PATH")]
     model: PathBuf,
+    /// ode: the probability-flow ODE; vlb: the full variational bound of a discrete DDPM
+    /// (sde.kind = ddpm) on 8-bit images, with the model's reverse variance (one network
+    /// evaluation per level and batch; the model's x_0 estimate clipped to [-1, 1]).
+    #[arg(long, value_enum, default_value_t = Method::Ode)]
+    method: Method,
     /// The data: mnist-test, mnist-train, fashion-mnist-test, fashion-mnist-train (8-bit
     /// images, dequantized; bits/dim of the discrete data), or a .npy of shape [n, dim] or
     /// [n, 1, 28, 28] (float32 or float64, in model space; bits/dim of the continuous density).
@@ -38,7 +56,7 @@ pub struct LikelihoodArgs {
     /// Evaluate the first N points [default: all rows of a .npy, 64 images of a data set].
     #[arg(long, value_name = "N")]
     n: Option<usize>,
-    /// Points per ODE solve.
+    /// Points per ODE solve (per bound evaluation with --method vlb).
     #[arg(long, value_name = "B", default_value_t = 16)]
     batch: usize,
     /// Where MNIST / Fashion-MNIST idx files are (else the usual places; see scripts/fetch-data.sh).
@@ -86,6 +104,106 @@ fn named_dataset(data: &str) -> Option<(DatasetKind, Split)> {
     Some((kind, split.parse().ok()?))
 }
 
+#[derive(Serialize)]
+struct VlbSummary {
+    method: &'static str,
+    nll_nats: f64,
+    nll_nats_per_dim: f64,
+    bits_per_dim: f64,
+    prior_bits_per_dim: f64,
+    kl_bits_per_dim: f64,
+    decoder_bits_per_dim: f64,
+    variance: String,
+    levels: usize,
+    clip_denoised: bool,
+    nfe: usize,
+    n: usize,
+    dim: usize,
+}
+
+/// The first `--n` images (default 64) of a named data set, checked against the model's shape.
+fn load_images(args: &LikelihoodArgs, kind: DatasetKind, split: Split, point: &[usize]) -> Result<(Vec<u8>, usize)> {
+    let ds = ImageDataset::load(kind, split, args.data_dir.as_deref()).with_context(|| format!("reading --data {}", args.data))?;
+    let found = vec![ds.channels, ds.height, ds.width];
+    if found != point {
+        bail!("data {}: expected points of shape {point:?} (model {}), found images of shape {found:?}", args.data, args.model.display());
+    }
+    let n = args.n.unwrap_or(64).min(ds.n);
+    Ok(((0..n).flat_map(|i| ds.image(i).iter().copied()).collect(), n))
+}
+
+/// `--method vlb`: bits/dim of 8-bit images by the full variational bound of a discrete DDPM.
+fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
+    let path = args.model.display();
+    let Some(card) = source.card() else {
+        bail!("--method vlb: model {path} is a Gaussian mixture; the variational bound needs a trained discrete DDPM (use --method ode)");
+    };
+    let SdeConfig::Ddpm { schedule, levels } = card.sde else {
+        bail!(
+            "--method vlb: model {path} has the continuous SDE sde.kind = {}; the variational bound needs a discrete DDPM (sde.kind = ddpm); use --method ode",
+            card.sde.kind()
+        );
+    };
+    let Some((kind, split)) = named_dataset(&args.data) else {
+        bail!(
+            "--method vlb: expected 8-bit images (--data mnist-test, mnist-train, fashion-mnist-test or fashion-mnist-train), found {}; the bound's decoder is discrete (use --method ode for continuous data)",
+            args.data
+        );
+    };
+    let sde = DiscreteVpSde::new(schedule, levels).with_context(|| format!("reading model {path}"))?;
+    let point = source.dim_shape();
+    let (pixels, n) = load_images(args, kind, split, &point)?;
+    let device = Device::flex();
+    let LoadedNet::Image(unet) = source.net(&device)? else {
+        bail!("model {path}: expected an image U-Net for --data {}, found an MLP", args.data);
+    };
+    let dim: usize = point.iter().product();
+    let values: Vec<f32> = pixels.iter().map(|&p| pixel_to_signed(p)).collect();
+    let mut noise = NoiseSource::new(args.seed);
+    let spinner = progress_bar("{spinner} variational bound: {msg} ({elapsed})");
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let mut parts = Vec::new();
+    for (b, chunk) in values.chunks(args.batch * dim).enumerate() {
+        let rows = chunk.len() / dim;
+        let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [rows, point[0], point[1], point[2]]), &device);
+        let first = b * args.batch;
+        let progress = |k: usize, total: usize| spinner.set_message(format!("points {first}..{} of {n}, level {k} of {total}", first + rows));
+        parts.push(vlb_likelihood(&unet as &dyn ScoreModel<4>, &sde, x, card.variance, true, &mut noise, progress));
+    }
+    spinner.finish_and_clear();
+    let l = Vlb::merge(parts);
+    let total = l.total();
+    if let Some(i) = total.iter().position(|v| !v.is_finite()) {
+        bail!("the variational bound of point {i} is not finite ({})", total[i]);
+    }
+    let nll = total.iter().sum::<f64>() / total.len() as f64;
+    let [prior, kl, decoder] = l.parts_bits_per_dim();
+    let summary = VlbSummary {
+        method: "vlb",
+        nll_nats: nll,
+        nll_nats_per_dim: nll / l.dim as f64,
+        bits_per_dim: l.bits_per_dim(),
+        prior_bits_per_dim: prior,
+        kl_bits_per_dim: kl,
+        decoder_bits_per_dim: decoder,
+        variance: card.variance.to_string(),
+        levels,
+        clip_denoised: true,
+        nfe: l.nfe,
+        n,
+        dim: l.dim,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "NLL <= {:.4} nats ({:.4} bits/dim: prior {:.4}, KL terms {:.4}, decoder {:.4}) over {} points of dim {} by the variational bound of {} levels, {} variance; {} NFE",
+            summary.nll_nats, summary.bits_per_dim, prior, kl, decoder, summary.n, summary.dim, levels, summary.variance, summary.nfe
+        );
+    }
+    Ok(())
+}
+
 /// Concatenates per-batch results (per-sample vectors; NFE summed).
 fn merge(parts: Vec<Likelihood>) -> Likelihood {
     let dim = parts.first().map_or(0, |p| p.dim);
@@ -113,20 +231,17 @@ pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
         bail!("--n: expected at least 1 point, found 0");
     }
     let source = ModelSource::open(&args.model)?;
+    if args.method == Method::Vlb {
+        return vlb(args, &source);
+    }
     let dim = source.dim();
     let point = source.dim_shape();
     let mut noise = NoiseSource::new(args.seed);
 
     // The data in model space, row-major [n, dim], and the dequantization used (if any).
     let (values, n, deq) = if let Some((kind, split)) = named_dataset(&args.data) {
-        let ds = ImageDataset::load(kind, split, args.data_dir.as_deref()).with_context(|| format!("reading --data {}", args.data))?;
-        let found = vec![ds.channels, ds.height, ds.width];
-        if found != point {
-            bail!("data {}: expected points of shape {point:?} (model {}), found images of shape {found:?}", args.data, args.model.display());
-        }
-        let n = args.n.unwrap_or(64).min(ds.n);
+        let (pixels, n) = load_images(args, kind, split, &point)?;
         let deq = Dequantization::CENTERED_8BIT;
-        let pixels: Vec<u8> = (0..n).flat_map(|i| ds.image(i).iter().copied()).collect();
         (deq.dequantize(&pixels, &mut noise), n, Some(deq))
     } else {
         let data = read_npy(std::path::Path::new(&args.data)).context("reading --data")?;

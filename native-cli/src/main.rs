@@ -8,7 +8,8 @@
 //! - `native-cli likelihood --model mixture.json --data x.npy`
 //! - `native-cli train --dataset two-moons --steps 2000 --out runs/moons` (`--resume` continues)
 //! - `native-cli sample --model runs/mnist --sampler ddim --steps 50 --n 64 --out grid.png`
-//! - `native-cli likelihood --model runs/mnist --data mnist-test --n 64`
+//! - `native-cli likelihood --model runs/mnist --data mnist-test --n 64` (`--method vlb`: the
+//!   variational bound of a discrete DDPM)
 //! - `native-cli export --model runs/mnist --out www/models/mnist --f16`
 //!
 //! `--model` is a Gaussian-mixture file (`scorediff::mixture`), a training run directory or an
@@ -87,7 +88,8 @@ struct SamplerOpts {
     /// Predictor of pc: reverse-diffusion, ancestral, euler-maruyama or none.
     #[arg(long, value_name = "P", value_parser = Predictor::from_str)]
     predictor: Option<Predictor>,
-    /// Variance of the ancestral steps (ancestral, pc with --predictor ancestral): small or large.
+    /// Variance of the ancestral steps (ancestral, pc with --predictor ancestral): small, large
+    /// or learned (a model trained with a learned variance) [default: the model's variance].
     #[arg(long, value_name = "V", value_parser = Variance::from_str)]
     variance: Option<Variance>,
     /// Spacing of the time grid: uniform, quadratic or log-snr [default: log-snr for dpm-solver2m, else uniform].
@@ -126,6 +128,19 @@ impl SamplerOpts {
             denoise: self.denoise,
         };
         config.validate().map_err(|e| anyhow!(e))?;
+        Ok(config)
+    }
+
+    /// [`config`](Self::config) for the model at `path` whose own variance is `own`:
+    /// `--variance` defaults to it (`learned` for a model trained with a learned variance), and
+    /// `learned` needs such a model.
+    fn config_for(&self, kind: SamplerKind, steps: usize, own: Variance, path: &std::path::Path) -> Result<SamplerConfig> {
+        let mut config = self.config(kind, steps)?;
+        if self.variance.is_none() {
+            config.variance = own;
+        } else if config.variance == Variance::Learned && own != Variance::Learned {
+            return Err(anyhow!("--variance learned: model {} has no learned variance (its variance is {own}); use small or large", path.display()));
+        }
         Ok(config)
     }
 }

@@ -22,6 +22,7 @@ use scorediff::burn::tensor::Device;
 use scorediff::export::{self, LoadedNet, ModelCard, StoredModel};
 use scorediff::mixture::MixtureFile;
 use scorediff::model::ScoreModel;
+use scorediff::sampler::Variance;
 use scorediff::sde::Sde;
 use std::path::{Path, PathBuf};
 
@@ -119,6 +120,12 @@ impl ModelSource {
             Self::Mixture { file, .. } => file.sde.build().with_context(context),
             Self::Run { stored, .. } | Self::Export { stored, .. } => stored.card.sde().with_context(context),
         }
+    }
+
+    /// The reverse-process variance the model was trained with (its card's `variance`; `small`
+    /// for a mixture, whose exact score says nothing about it).
+    pub fn variance(&self) -> Variance {
+        self.card().map_or(Variance::Small, |c| c.variance)
     }
 
     /// The trained network on `device` (an autodiff device for likelihoods); an error for a

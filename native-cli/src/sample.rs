@@ -8,7 +8,7 @@ use crate::{SamplerOpts, progress_bar, sampler_defaults, sampler_help, to_vec};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::ProgressBar;
-use scorediff::burn::tensor::Device;
+use scorediff::burn::tensor::{Device, Tensor};
 use scorediff::export::LoadedNet;
 use scorediff::io::write_npy_f32_nd;
 use scorediff::model::{ScoreFn, ScoreModel};
@@ -219,7 +219,7 @@ fn guidance_plan(args: &SampleArgs, source: &ModelSource, net: Option<&LoadedNet
 }
 
 pub fn sample(args: &SampleArgs) -> Result<()> {
-    let config = args.opts.config(args.sampler, args.steps)?;
+    args.opts.config(args.sampler, args.steps)?;
     if args.n == 0 {
         bail!("--n: expected at least 1 sample, found 0");
     }
@@ -241,6 +241,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         }
     }
     let source = ModelSource::open(&args.model)?;
+    let config = args.opts.config_for(args.sampler, args.steps, source.variance(), source.path())?;
     let point = source.dim_shape();
     let dim = source.dim();
     let image = source.is_image();
@@ -357,9 +358,12 @@ impl ScoreModel<4> for ImageModel<'_> {
         }
     }
     fn forward(&self, x: scorediff::burn::tensor::Tensor<4>, t: &[f64]) -> scorediff::burn::tensor::Tensor<4> {
+        self.forward_with_variance(x, t).0
+    }
+    fn forward_with_variance(&self, x: Tensor<4>, t: &[f64]) -> (Tensor<4>, Option<Tensor<4>>) {
         match self {
-            Self::Plain(u) => ScoreModel::forward(*u, x, t),
-            Self::Guided(g) => g.forward(x, t),
+            Self::Plain(u) => ScoreModel::forward_with_variance(*u, x, t),
+            Self::Guided(g) => g.forward_with_variance(x, t),
         }
     }
 }
@@ -373,6 +377,9 @@ impl<const D: usize> ScoreModel<D> for ByRef<'_, D> {
     }
     fn forward(&self, x: scorediff::burn::tensor::Tensor<D>, t: &[f64]) -> scorediff::burn::tensor::Tensor<D> {
         self.0.forward(x, t)
+    }
+    fn forward_with_variance(&self, x: Tensor<D>, t: &[f64]) -> (Tensor<D>, Option<Tensor<D>>) {
+        self.0.forward_with_variance(x, t)
     }
 }
 

@@ -17,7 +17,7 @@ use scorediff::model::ScoreModel;
 use scorediff::nn::{NetworkConfig, save_safetensors};
 use scorediff::noise::NoiseSource;
 use scorediff::train::checkpoint;
-use scorediff::train::{Dataset, Network, ParallelTrainer, RunConfig, StepReport, TrainError, Trainer, check_devices};
+use scorediff::train::{Dataset, Network, ParallelError, ParallelTrainer, RunConfig, StepReport, TrainError, Trainer, check_devices};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -182,7 +182,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let device = devices[0].clone();
     let config = run_config(args)?;
     if devices.len() > 1 {
-        check_devices(&devices, config.batch_size).map_err(|e| anyhow!("--devices {}: {e}", args.devices.join(",")))?;
+        let list = args.devices.join(",");
+        check_devices(&devices, config.batch_size).map_err(|e| anyhow!("--devices {list}: {e}"))?;
+        if config.loss.new_history(&config.sde).is_some() {
+            bail!("--devices {list}: {}", ParallelError::ImportanceSampling);
+        }
     }
     // Load the data before touching the run directory: a missing data set leaves nothing behind.
     let images = match config.dataset {

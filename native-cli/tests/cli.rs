@@ -543,36 +543,22 @@ fn trained_mlp_run_samples_exports_and_gives_finite_likelihood() {
 
 /// A tiny U-Net run on the MNIST test subset: base_channels 8, one level, a few steps.
 fn train_tiny_unet(dir: &TempDir) -> PathBuf {
-    train_tiny_unet_with(dir, "unet-run", &[])
-}
-
-fn train_tiny_unet_with(dir: &TempDir, name: &str, extra: &[&str]) -> PathBuf {
-    let run_dir = dir.path(name);
-    let config = dir.path("unet.json");
-    let v = serde_json::json!({
-        "format": 1, "dataset": "mnist",
-        "network": {
-            "kind": "unet", "in_channels": 1, "out_channels": null, "base_channels": 8, "channel_mult": [1],
-            "num_res_blocks": 1, "attention_resolutions": null, "dropout": 0.0, "groups": 4,
-            "time_embedding": {"kind": "sinusoidal", "scale": 1000.0}, "num_classes": null, "parameterization": "eps"
-        },
-        "sde": {"kind": "ddpm", "schedule": "linear", "levels": 1000},
-        "loss": {"kind": "ddpm-simple"},
-        "optim": {"lr": 1e-3, "warmup": 0},
-        "batch_size": 4, "steps": 3, "seed": 1, "checkpoint_every": 3
-    });
-    std::fs::write(&config, v.to_string()).unwrap();
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
-    let mut args = vec!["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)];
-    args.extend(extra);
-    run_ok(&args);
-    run_dir
+    let ddpm = serde_json::json!({"kind": "ddpm", "schedule": "linear", "levels": 1000});
+    train_tiny_unet_with(dir, "unet-run", ddpm, serde_json::json!({"kind": "ddpm-simple"}), "small", 3, &[])
 }
 
 #[test]
 fn class_conditional_training_gives_a_guidable_model() {
     let dir = TempDir::new("cond-unet");
-    let run_dir = train_tiny_unet_with(&dir, "cond-run", &["--class-conditional"]);
+    let run_dir = train_tiny_unet_with(
+        &dir,
+        "cond-run",
+        serde_json::json!({"kind": "ddpm", "schedule": "linear", "levels": 1000}),
+        serde_json::json!({"kind": "ddpm-simple"}),
+        "small",
+        3,
+        &["--class-conditional"],
+    );
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["network"]["num_classes"], 10);
     assert_eq!(config["label_dropout"], 0.1);
@@ -699,4 +685,113 @@ fn trained_unet_run_samples_png_npy_trajectory_exports_and_gives_bits_per_dim() 
         &["model.json", "`format`", "expected version 1", "found 99"],
     );
     assert!(!dir.path("c.npy").exists());
+}
+
+/// A tiny U-Net run config with `sde`, `loss` and `variance` (`out_channels` 2 for a learned
+/// variance) for `steps` steps.
+fn tiny_unet_config(sde: serde_json::Value, loss: serde_json::Value, variance: &str, steps: usize) -> serde_json::Value {
+    let out_channels = if variance == "learned-range" { serde_json::json!(2) } else { serde_json::Value::Null };
+    serde_json::json!({
+        "format": 1, "dataset": "mnist",
+        "network": {
+            "kind": "unet", "in_channels": 1, "out_channels": out_channels, "base_channels": 8, "channel_mult": [1],
+            "num_res_blocks": 1, "attention_resolutions": null, "dropout": 0.0, "groups": 4,
+            "time_embedding": {"kind": "sinusoidal", "scale": 1000.0}, "num_classes": null, "parameterization": "eps"
+        },
+        "sde": sde, "loss": loss, "variance": variance,
+        "optim": {"lr": 1e-3, "warmup": 0},
+        "batch_size": 4, "steps": steps, "seed": 1, "checkpoint_every": steps
+    })
+}
+
+/// [`tiny_unet_config`] trained on the MNIST subset into `dir/name`.
+fn train_tiny_unet_with(dir: &TempDir, name: &str, sde: serde_json::Value, loss: serde_json::Value, variance: &str, steps: usize, extra: &[&str]) -> PathBuf {
+    let run_dir = dir.path(name);
+    let config = dir.path(&format!("{name}.json"));
+    std::fs::write(&config, tiny_unet_config(sde, loss, variance, steps).to_string()).unwrap();
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
+    let mut args = vec!["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&run_dir)];
+    args.extend(extra);
+    run_ok(&args);
+    run_dir
+}
+
+/// Improved DDPM end to end on a tiny random U-Net: `train --config` with the hybrid loss, a
+/// learned variance and importance sampling; ancestral sampling on a respaced grid with the
+/// learned variance by default; `likelihood --method vlb` gives a finite, positive bits/dim
+/// whose parts add up; bad combinations give one error line.
+#[test]
+fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
+    let dir = TempDir::new("improved-ddpm");
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
+    let ddpm = serde_json::json!({"kind": "ddpm", "schedule": "cosine", "levels": 30});
+    let hybrid = serde_json::json!({"kind": "hybrid", "lambda": 0.001, "importance_sampling": true});
+    let run_dir = train_tiny_unet_with(&dir, "hybrid-run", ddpm.clone(), hybrid.clone(), "learned-range", 3, &[]);
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!((config["variance"].as_str(), config["loss"]["kind"].as_str()), (Some("learned"), Some("hybrid")));
+
+    let out = dir.path("x.npy");
+    let v =
+        json_of(&run_ok(&["sample", "--model", s(&run_dir), "--sampler", "ancestral", "--steps", "6", "--n", "3", "--seed", "1", "--json", "--out", s(&out)]));
+    assert_eq!((v["steps"].as_u64(), v["nfe"].as_u64()), (Some(6), Some(6)));
+    assert!(read_npy(&out).unwrap().data.iter().all(|x| x.is_finite()));
+    run_ok(&["sample", "--model", s(&run_dir), "--sampler", "ancestral", "--variance", "large", "--steps", "6", "--n", "3", "--out", s(&out)]);
+
+    let vlb = |model: &Path| {
+        json_of(&run_ok(&[
+            "likelihood",
+            "--model",
+            s(model),
+            "--method",
+            "vlb",
+            "--data",
+            "mnist-test",
+            "--data-dir",
+            s(&subset),
+            "--n",
+            "3",
+            "--batch",
+            "2",
+            "--json",
+        ]))
+    };
+    let v = vlb(&run_dir);
+    let bpd = v["bits_per_dim"].as_f64().unwrap();
+    assert!(bpd.is_finite() && bpd > 0.0, "{v}");
+    let parts: f64 = ["prior_bits_per_dim", "kl_bits_per_dim", "decoder_bits_per_dim"].iter().map(|k| v[k].as_f64().unwrap()).sum();
+    assert!((parts - bpd).abs() < 1e-9 * bpd.max(1.0), "{v}");
+    assert_eq!((v["method"].as_str(), v["variance"].as_str(), v["levels"].as_u64()), (Some("vlb"), Some("learned"), Some(30)));
+    // 30 levels for each of the two batches (2 + 1 images).
+    assert_eq!((v["n"].as_u64(), v["dim"].as_u64(), v["nfe"].as_u64()), (Some(3), Some(784), Some(60)));
+    // The export directory carries the variance: the same bound from the same seed.
+    let exp = dir.path("hybrid-export");
+    run_ok(&["export", "--model", s(&run_dir), "--out", s(&exp)]);
+    assert_eq!(vlb(&exp)["bits_per_dim"], v["bits_per_dim"]);
+
+    // Errors: the bound of a continuous SDE or a mixture, on continuous data; a learned variance
+    // asked of a fixed-variance model; a learned variance or the hybrid loss on a continuous SDE.
+    let vp = serde_json::json!({"kind": "vp"});
+    let vp_run = train_tiny_unet_with(&dir, "vp-run", vp.clone(), serde_json::json!({"kind": "dsm"}), "small", 1, &[]);
+    let data = ["--data", "mnist-test", "--data-dir", s(&subset), "--n", "2"];
+    run_err(&[&["likelihood", "--model", s(&vp_run), "--method", "vlb"][..], &data].concat(), &["--method vlb", "sde.kind = vp", "--method ode"]);
+    let mixture = write_mixture(&dir);
+    let points = dir.path("p.npy");
+    write_npy_f32(&points, &[0.0, 0.0], [1, 2]).unwrap();
+    run_err(&["likelihood", "--model", s(&mixture), "--method", "vlb", "--data", s(&points)], &["--method vlb", "Gaussian mixture"]);
+    run_err(&["likelihood", "--model", s(&run_dir), "--method", "vlb", "--data", s(&points)], &["--method vlb", "8-bit images"]);
+    run_err(&["likelihood", "--model", s(&run_dir), "--method", "exact", "--data", s(&points)], &["--method"]);
+    run_err(
+        &["sample", "--model", s(&vp_run), "--sampler", "ancestral", "--variance", "learned", "--n", "2", "--out", s(&out)],
+        &["--variance learned", "no learned variance"],
+    );
+    let bad = |sde: serde_json::Value, loss: serde_json::Value, variance: &str, needles: &[&str]| {
+        let config = dir.path("bad.json");
+        let mut v = tiny_unet_config(sde, loss, variance, 1);
+        v["network"]["out_channels"] = 2.into();
+        std::fs::write(&config, v.to_string()).unwrap();
+        run_err(&["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&dir.path("bad-run"))], needles);
+    };
+    bad(vp, hybrid.clone(), "learned-range", &["variance", "sde.kind = ddpm", "found sde.kind = vp"]);
+    bad(ddpm.clone(), serde_json::json!({"kind": "ddpm-simple"}), "learned-range", &["loss.kind", "hybrid", "found ddpm-simple"]);
+    bad(ddpm, hybrid, "fixed-large", &["variance", "expected learned, found large"]);
 }

@@ -11,6 +11,7 @@ use scorediff::burn::tensor::Device;
 use scorediff::data::mnist::DatasetKind;
 use scorediff::export::{FORMAT_VERSION, ModelCard, WeightsDType, burnpack_bytes_as};
 use scorediff::nn::UNetConfig;
+use scorediff::sampler::Variance;
 use scorediff::sde::{ScheduleKind, SdeConfig};
 use scorediff::train::{Dataset, Network};
 use scorediff_web::engine::{ImageModel, Lab, PointModel, Target, read_sync};
@@ -30,6 +31,7 @@ fn write_fixture(dir: &Path) {
         dataset: Dataset::Image(DatasetKind::Mnist),
         network: Network::Unet(config),
         sde: SdeConfig::Ddpm { schedule: ScheduleKind::Linear, levels: 1000 },
+        variance: Variance::Small,
         weights: "weights.bpk".into(),
         dtype: WeightsDType::F32,
         shape: vec![1, 28, 28],

@@ -17,6 +17,12 @@
 //! `+8` for data in `[0, 1)` and `+7` for data in `[-1, 1)`. This is the reference code's
 //! unexplained offset (score_sde issue #51): it is the Jacobian of the data scaling, and it
 //! is computed here from `a`, not hard-coded. See [`Dequantization`].
+//!
+//! [`vlb`]: for a discrete DDPM, the variational bound on the 8-bit data itself (Ho et al. 2020,
+//! eq. 5; Nichol & Dhariwal 2021), with the discretized decoder instead of dequantization.
+
+pub mod vlb;
+pub use vlb::{Vlb, vlb_likelihood};
 
 use crate::model::{ScoreFn, ScoreModel};
 use crate::noise::NoiseSource;

@@ -10,15 +10,24 @@
 //! - [`ddpm`]: Ho et al.'s `L_simple` on the discrete grid;
 //! - [`ncsn`]: NCSN's annealed DSM over geometric sigmas (Song & Ermon 2019, eq. 5-6);
 //! - [`ssm`]: sliced score matching (Song et al. 2019), Rademacher or Gaussian projections,
-//!   plain or variance-reduced.
+//!   plain or variance-reduced;
+//! - [`vlb`]: the terms of a discrete DDPM's variational bound (Ho et al. 2020, eq. 5; Nichol &
+//!   Dhariwal 2021, section 2.1): Gaussian KLs, the discretized decoder, the prior term;
+//! - [`hybrid`]: Nichol & Dhariwal's `L_simple + lambda L_vlb` (eq. 16) for a learned variance,
+//!   with timesteps importance-sampled by the loss's second moment ([`importance`], section 3.3).
 
 pub mod ddpm;
 pub mod dsm;
+pub mod hybrid;
+pub mod importance;
 pub mod ncsn;
 pub mod ssm;
+pub mod vlb;
 
 pub use ddpm::ddpm_simple_loss;
 pub use dsm::{Weighting, dsm_at, dsm_loss};
+pub use hybrid::{DEFAULT_LAMBDA, hybrid_loss};
+pub use importance::LossSecondMoment;
 pub use ncsn::ncsn_loss;
 pub use ssm::{Projection, ssm_loss};
 

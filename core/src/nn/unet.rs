@@ -12,7 +12,10 @@
 //! - a middle block ResBlock-Attention-ResBlock at the lowest resolution;
 //! - the mirrored up path with `num_res_blocks + 1` blocks per level, each taking the
 //!   concatenated skip connection, and nearest x2 upsampling followed by a 3x3 convolution;
-//! - GroupNorm-SiLU-Conv3x3 to `out_channels`.
+//! - GroupNorm-SiLU-Conv3x3 to `out_channels`: `in_channels`, or `2 in_channels` for a network
+//!   that also learns its reverse-process variance (Nichol & Dhariwal 2021, section 3.1: the
+//!   second half is the learned-range output `v` of eq. 15; as a [`ScoreModel`] the network's
+//!   `forward` returns the first half, `forward_with_variance` both).
 //!
 //! With padding 1 the stride-2 convolution maps a side `n` to `ceil(n / 2)`, so 28x28 runs at
 //! 28, 14, 7 and 32x32 at 32, 16, 8. Upsampling crops to the skip connection's size, so odd
@@ -41,7 +44,8 @@ pub struct UNetConfig {
     /// Channels of the input images.
     #[config(default = 1)]
     pub in_channels: usize,
-    /// Channels of the output (`None`: `in_channels`).
+    /// Channels of the output (`None`: `in_channels`). `2 in_channels` makes the second half
+    /// the learned-range variance output `v` (Nichol & Dhariwal 2021, eq. 15).
     pub out_channels: Option<usize>,
     /// Width of the first level; level `i` has `base_channels * channel_mult[i]` channels.
     #[config(default = 32)]
@@ -82,6 +86,12 @@ impl UNetConfig {
         self.out_channels.unwrap_or(self.in_channels)
     }
 
+    /// Whether the network outputs a learned variance besides its prediction
+    /// (`out_channels = 2 in_channels`).
+    pub fn learns_variance(&self) -> bool {
+        self.out_channels() == 2 * self.in_channels
+    }
+
     /// The levels with self-attention (the lowest by default).
     pub fn attention_levels(&self) -> Vec<usize> {
         self.attention_resolutions.clone().unwrap_or_else(|| vec![self.channel_mult.len().saturating_sub(1)])
@@ -97,8 +107,15 @@ impl UNetConfig {
         if self.in_channels == 0 {
             return Err(config_err("in_channels", "expected at least 1 channel, found 0".into()));
         }
-        if self.out_channels == Some(0) {
-            return Err(config_err("out_channels", "expected at least 1 channel, found 0".into()));
+        if let Some(c) = self.out_channels
+            && c != self.in_channels
+            && c != 2 * self.in_channels
+        {
+            let (i, i2) = (self.in_channels, 2 * self.in_channels);
+            return Err(config_err(
+                "out_channels",
+                format!("expected null, in_channels = {i} or 2 in_channels = {i2} (prediction and learned variance), found {c}"),
+            ));
         }
         if self.base_channels == 0 {
             return Err(config_err("base_channels", "expected at least 1 channel, found 0".into()));
@@ -420,6 +437,20 @@ impl UNet {
         emb + onehot.matmul(table.weight.val()) // [b, emb]
     }
 
+    /// Splits a raw output of [`forward`](Self::forward) into the prediction and, for a network
+    /// that learns its variance, the variance output `v`.
+    ///
+    /// # Shapes
+    /// - `out`: `[batch, out_channels, height, width]`
+    /// - output: `[batch, in_channels, height, width]` each
+    pub fn split_output(&self, out: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
+        if !self.config.learns_variance() {
+            return (out, None);
+        }
+        let c = self.config.in_channels;
+        (out.clone().narrow(1, 0, c), Some(out.narrow(1, c, c)))
+    }
+
     /// Evaluates the network.
     ///
     /// # Shapes
@@ -484,7 +515,11 @@ impl ScoreModel<4> for UNet {
 
     /// Unconditional: the null label when the network is class-conditional.
     fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
-        UNet::forward(self, x, t, None)
+        self.forward_with_variance(x, t).0
+    }
+
+    fn forward_with_variance(&self, x: Tensor<4>, t: &[f64]) -> (Tensor<4>, Option<Tensor<4>>) {
+        self.split_output(UNet::forward(self, x, t, None))
     }
 }
 
@@ -505,7 +540,8 @@ impl Conditional<4> for UNet {
 /// The two evaluations run as one batch of twice the size (one NFE). With `guidance = 0` it is
 /// the plain conditional network (a single evaluation), which is also what training with label
 /// dropout needs (pass the null label for the dropped samples). The combination is affine in
-/// the output, so it is the same guidance whichever the [`Parameterization`].
+/// the output, so it is the same guidance whichever the [`Parameterization`]. A learned
+/// variance output is the conditional one's, as in GLIDE's sampler (Nichol et al. 2022).
 #[derive(Debug, Clone)]
 pub struct Guided<'a> {
     /// The network (with `num_classes` set).
@@ -541,6 +577,10 @@ impl ScoreModel<4> for Guided<'_> {
     }
 
     fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
+        self.forward_with_variance(x, t).0
+    }
+
+    fn forward_with_variance(&self, x: Tensor<4>, t: &[f64]) -> (Tensor<4>, Option<Tensor<4>>) {
         let b = x.dims()[0];
         let labels: Vec<usize> = match self.labels.len() {
             1 => vec![self.labels[0]; b],
@@ -550,16 +590,16 @@ impl ScoreModel<4> for Guided<'_> {
             }
         };
         if self.guidance == 0.0 {
-            return self.model.forward(x, t, Some(&labels));
+            return self.model.split_output(self.model.forward(x, t, Some(&labels)));
         }
         let null = self.model.null_label().expect("Guided::new checked num_classes");
         let x2 = Tensor::cat(vec![x.clone(), x], 0); // [2b, c, h, w]
         let t2: Vec<f64> = t.iter().chain(t).copied().collect();
         let l2: Vec<usize> = labels.into_iter().chain(std::iter::repeat_n(null, b)).collect();
-        let out = self.model.forward(x2, &t2, Some(&l2)); // [2b, c, h, w]
-        let cond = out.clone().narrow(0, 0, b);
-        let uncond = out.narrow(0, b, b);
-        cond.mul_scalar(1.0 + self.guidance) - uncond.mul_scalar(self.guidance)
+        let out = self.model.forward(x2, &t2, Some(&l2)); // [2b, out_channels, h, w]
+        let (cond, v) = self.model.split_output(out.clone().narrow(0, 0, b));
+        let (uncond, _) = self.model.split_output(out.narrow(0, b, b));
+        (cond.mul_scalar(1.0 + self.guidance) - uncond.mul_scalar(self.guidance), v)
     }
 }
 
@@ -591,6 +631,30 @@ mod tests {
         // An odd lowest side: 4 levels on 28x28 run at 28, 14, 7, 4 and crop back.
         let net = tiny(1).with_channel_mult(vec![1, 1, 2, 2]).init(&dev);
         assert_eq!(net.forward(noise.normal([1, 1, 28, 28], &dev), &[0.3], None).dims(), [1, 1, 28, 28]);
+    }
+
+    /// `out_channels = 2 in_channels`: the score-model output has the input's shape and is the
+    /// first half of the raw output; the second half is `v`, also through guidance.
+    #[test]
+    fn learned_variance_output_is_the_second_half() {
+        let dev = device();
+        let net = tiny(1).with_out_channels(Some(2)).with_num_classes(Some(3)).init(&dev);
+        assert!(net.config().learns_variance() && !tiny(1).learns_variance());
+        let x = NoiseSource::new(5).normal([2, 1, 8, 8], &dev);
+        let t = [0.2, 0.7];
+        let raw = net.forward(x.clone(), &t, None);
+        assert_eq!(raw.dims(), [2, 2, 8, 8]);
+        let (out, v) = ScoreModel::forward_with_variance(&net, x.clone(), &t);
+        assert_close(&out, &raw.clone().narrow(1, 0, 1), 0.0);
+        assert_close(&v.unwrap(), &raw.narrow(1, 1, 1), 0.0);
+        assert_close(&ScoreModel::forward(&net, x.clone(), &t), &out, 0.0);
+        let cond_raw = net.forward(x.clone(), &t, Some(&[0, 2]));
+        let (g_out, g_v) = Guided::new(&net, vec![0, 2], 1.5).unwrap().forward_with_variance(x.clone(), &t);
+        assert_eq!(g_out.dims(), [2, 1, 8, 8]);
+        assert_close(&g_v.unwrap(), &cond_raw.narrow(1, 1, 1), 1e-6);
+        assert!(ScoreModel::forward_with_variance(&tiny(1).init(&dev), x, &t).1.is_none());
+        let e = tiny(1).with_out_channels(Some(3)).validate().unwrap_err().to_string();
+        assert!(e.contains("out_channels") && e.contains("found 3"), "{e}");
     }
 
     #[test]

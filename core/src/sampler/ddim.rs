@@ -5,7 +5,7 @@
 //! (the probability-flow ODE's exponential integrator), `eta = 1` is DDPM ancestral sampling.
 //! For VE (`m = 1`) it is the same update in sigma space.
 
-use super::{Step, Transition, Variance, ancestral::posterior};
+use super::{Posterior, Step, Transition};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
 use burn::tensor::Tensor;
@@ -22,7 +22,7 @@ impl<const D: usize> Transition<D> for Ddim {
         let pred = f.eval(x, t);
         let (x0, eps) = (pred.x0(), pred.eps());
         let (ms, ss) = f.sde().marginal(s);
-        let (_, _, std_post) = posterior(f.sde(), t, s, Variance::Small);
+        let std_post = Posterior::new(f.sde(), t, s).var_small.sqrt();
         let c = self.eta * std_post;
         let x_mean = x0.mul_scalar(ms) + eps.mul_scalar((ss * ss - c * c).max(0.0).sqrt());
         if c == 0.0 {

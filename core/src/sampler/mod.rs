@@ -31,7 +31,7 @@ mod reverse_diffusion;
 mod rk45;
 
 pub use ald::AnnealedLangevin;
-pub use ancestral::{Ancestral, Variance};
+pub use ancestral::{Ancestral, Posterior, Posteriors, Variance};
 pub use ddim::Ddim;
 pub use dpm_solver::DpmSolver2M;
 pub use euler_maruyama::EulerMaruyama;
@@ -257,7 +257,7 @@ pub enum SamplerKind {
 impl SamplerKind {
     /// Every sampler with its name and a one-line description.
     pub const ALL: [(SamplerKind, &'static str, &'static str); 10] = [
-        (SamplerKind::Ancestral, "ancestral", "DDPM ancestral sampling from the exact posterior q(x_s | x_t, x0_hat); --variance small|large"),
+        (SamplerKind::Ancestral, "ancestral", "DDPM ancestral sampling from the exact posterior q(x_s | x_t, x0_hat); --variance small|large|learned"),
         (SamplerKind::Ddim, "ddim", "DDIM; --eta 0 is deterministic, 1 is ancestral; --spacing uniform|quadratic"),
         (SamplerKind::Ald, "ald", "annealed Langevin dynamics (NCSN); --corrector-steps per level, --step-lr"),
         (SamplerKind::EulerMaruyama, "euler-maruyama", "Euler-Maruyama on the reverse SDE"),

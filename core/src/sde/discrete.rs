@@ -49,6 +49,10 @@ impl DiscreteVpSde {
             ScheduleKind::Linear => {
                 let scale = 1000.0 / n;
                 let (b0, b1) = (scale * 1e-4, scale * 0.02);
+                if b1 >= 1.0 {
+                    let message = format!("the linear schedule needs more than 20 levels (beta_N = 20 / N must be below 1), found {levels}");
+                    return Err(SdeError { field: "levels", message });
+                }
                 (0..levels).map(|i| b0 + (b1 - b0) * i as f64 / (n - 1.0)).collect()
             }
             ScheduleKind::Cosine => {
@@ -79,6 +83,11 @@ impl DiscreteVpSde {
     /// `alpha_bar_i`, `i in 0..=N` (`alpha_bar_0 = 1`).
     pub fn alpha_bar(&self, i: usize) -> f64 {
         self.log_alphas_bar[i].exp()
+    }
+
+    /// `log alpha_bar_i`, `i in 0..=N`, as accumulated from the betas.
+    pub fn log_alpha_bar_at_level(&self, i: usize) -> f64 {
+        self.log_alphas_bar[i]
     }
 
     /// The segment `((i-1)/N, i/N]` holding `t`, as `i in 1..=N`, and the fraction into it.
@@ -176,6 +185,9 @@ mod tests {
             assert!((g * g - b).abs() < 1e-12);
         }
         assert_eq!(sde.snap(0.1234), 0.12);
+        // Ho et al.'s betas scaled by 1000 / N reach 1 at N = 20: no such schedule.
+        assert_eq!(DiscreteVpSde::new(ScheduleKind::Linear, 20).unwrap_err().field, "levels");
+        assert!(DiscreteVpSde::new(ScheduleKind::Linear, 21).is_ok());
     }
 
     #[test]

@@ -13,11 +13,13 @@
 //! sigmas) are grids on that same time axis (see [`discrete`]).
 
 pub mod discrete;
+pub mod respace;
 pub mod subvp;
 pub mod ve;
 pub mod vp;
 
 pub use discrete::{DiscreteVpSde, ScheduleKind};
+pub use respace::{Respaced, space_timesteps};
 pub use subvp::SubVpSde;
 pub use ve::VeSde;
 pub use vp::VpSde;
@@ -147,6 +149,16 @@ fn positive(field: &'static str, v: f64) -> Result<(), SdeError> {
 }
 
 impl SdeConfig {
+    /// The `kind` name in `config.json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SdeConfig::Ve { .. } => "ve",
+            SdeConfig::Vp { .. } => "vp",
+            SdeConfig::SubVp { .. } => "subvp",
+            SdeConfig::Ddpm { .. } => "ddpm",
+        }
+    }
+
     /// Validates the parameters and builds the SDE.
     pub fn build(&self) -> Result<Box<dyn Sde>, SdeError> {
         Ok(match *self {

@@ -8,6 +8,7 @@ use super::{LossConfig, OptimConfig};
 use crate::data::mnist::CLASSES;
 use crate::data::{DatasetKind, Toy};
 use crate::nn::{MlpConfig, UNetConfig};
+use crate::sampler::Variance;
 use crate::sde::SdeConfig;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -95,6 +96,12 @@ pub struct RunConfig {
     pub sde: SdeConfig,
     /// The objective.
     pub loss: LossConfig,
+    /// The reverse-process variance the model is sampled and evaluated with: `small` (default),
+    /// `large`, or `learned` (Nichol & Dhariwal's learned range, eq. 15: needs a DDPM schedule,
+    /// a U-Net with `out_channels = 2 in_channels` and the hybrid loss). `fixed-small`,
+    /// `fixed-large` and `learned-range` are accepted too.
+    #[serde(default)]
+    pub variance: Variance,
     /// Optimizer, learning rate schedule, clipping and EMA.
     pub optim: OptimConfig,
     /// Examples per step.
@@ -135,6 +142,7 @@ impl RunConfig {
                 network: Network::Mlp(MlpConfig::new()),
                 sde: SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 },
                 loss: LossConfig::default(),
+                variance: Variance::Small,
                 optim: OptimConfig { lr: 1e-3, warmup: 100, ..OptimConfig::default() },
                 batch_size: 256,
                 steps: 5000,
@@ -148,6 +156,7 @@ impl RunConfig {
                 network: Network::Unet(UNetConfig::new()),
                 sde: SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 },
                 loss: LossConfig::DdpmSimple,
+                variance: Variance::Small,
                 optim: OptimConfig { lr: 2e-4, warmup: 500, ..OptimConfig::default() },
                 batch_size: 64,
                 steps: 20_000,
@@ -180,6 +189,7 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.sde.build().map_err(|e| e.to_string())?;
         self.loss.validate()?;
+        self.validate_variance()?;
         self.optim.validate().map_err(|e| format!("optim.{e}"))?;
         if !(0.0..1.0).contains(&self.label_dropout) {
             return Err(format!("label_dropout: expected a probability in [0, 1), found {}", self.label_dropout));
@@ -211,6 +221,38 @@ impl RunConfig {
             (Dataset::Image(_), Network::Mlp(_)) => return Err(format!("network.kind: the image dataset {} needs a unet, found mlp", self.dataset)),
         }
         Ok(())
+    }
+
+    /// A learned variance and the hybrid loss come together, on a DDPM schedule, with a U-Net
+    /// that outputs the variance; a fixed variance with a U-Net that does not.
+    fn validate_variance(&self) -> Result<(), String> {
+        let learned = self.variance == Variance::Learned;
+        let hybrid = matches!(self.loss, LossConfig::Hybrid { .. });
+        if (learned || hybrid) && !matches!(self.sde, SdeConfig::Ddpm { .. }) {
+            let (field, what) = if learned { ("variance", "a learned variance") } else { ("loss.kind", "the hybrid loss") };
+            return Err(format!("{field}: {what} needs a discrete DDPM schedule (sde.kind = ddpm), found sde.kind = {}", self.sde.kind()));
+        }
+        if hybrid && !learned {
+            return Err(format!("variance: the hybrid loss trains a learned variance: expected learned, found {}", self.variance));
+        }
+        if learned && !hybrid {
+            return Err(format!(
+                "loss.kind: a learned variance is trained by the hybrid loss only (L_simple ignores it): expected hybrid, found {}",
+                self.loss.kind()
+            ));
+        }
+        match &self.network {
+            Network::Unet(u) if u.learns_variance() != learned => {
+                let expected = if learned { format!("{}", 2 * u.in_channels) } else { format!("null or {}", u.in_channels) };
+                Err(format!(
+                    "network.out_channels: variance = {} needs {expected} (2 x in_channels outputs a learned variance), found {}",
+                    self.variance,
+                    u.out_channels()
+                ))
+            }
+            Network::Mlp(_) if learned => Err("network.kind: a learned variance needs a unet (out_channels = 2 in_channels), found mlp".into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -249,5 +291,37 @@ mod tests {
         assert!(c.class_conditional() && c.label_dropout == 0.1, "label_dropout defaults to Ho & Salimans' 0.1");
         v["label_dropout"] = 1.0.into();
         assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("label_dropout"));
+        v["label_dropout"] = 0.1.into();
+        assert_eq!(RunConfig::from_json(&v.to_string()).unwrap().variance, Variance::Small, "configs without `variance` load");
+    }
+
+    /// The learned-range variance and the hybrid loss: accepted together on a DDPM U-Net with
+    /// `out_channels = 2`, every mismatch named by its field.
+    #[test]
+    fn learned_variance_needs_its_loss_schedule_and_outputs() {
+        let mut v: serde_json::Value = serde_json::from_str(&RunConfig::preset(Dataset::Image(DatasetKind::Mnist)).to_json()).unwrap();
+        v["variance"] = "learned-range".into();
+        v["loss"] = serde_json::json!({"kind": "hybrid", "importance_sampling": true});
+        v["network"]["out_channels"] = 2.into();
+        let c = RunConfig::from_json(&v.to_string()).unwrap();
+        assert_eq!((c.variance, c.loss), (Variance::Learned, LossConfig::Hybrid { lambda: 0.001, importance_sampling: true }));
+        let err = |v: &serde_json::Value| RunConfig::from_json(&v.to_string()).unwrap_err();
+        let mut w = v.clone();
+        w["sde"] = serde_json::json!({"kind": "vp"});
+        assert!(err(&w).contains("variance: a learned variance needs a discrete DDPM schedule (sde.kind = ddpm), found sde.kind = vp"), "{}", err(&w));
+        let mut w = v.clone();
+        w["network"]["out_channels"] = 1.into();
+        assert!(err(&w).contains("network.out_channels") && err(&w).contains("found 1"), "{}", err(&w));
+        let mut w = v.clone();
+        w["loss"] = serde_json::json!({"kind": "ddpm-simple"});
+        assert!(err(&w).contains("loss.kind") && err(&w).contains("found ddpm-simple"), "{}", err(&w));
+        let mut w = v.clone();
+        w["variance"] = "fixed-large".into();
+        assert!(err(&w).contains("variance: the hybrid loss trains a learned variance"), "{}", err(&w));
+        w["loss"] = serde_json::json!({"kind": "ddpm-simple"});
+        assert!(err(&w).contains("network.out_channels: variance = large needs null or 1"), "{}", err(&w));
+        let mut w = v;
+        w["variance"] = "medium".into();
+        assert!(err(&w).contains("unknown variant `medium`"), "{}", err(&w));
     }
 }

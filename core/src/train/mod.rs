@@ -19,7 +19,7 @@ pub use config::{Dataset, Network, RunConfig};
 pub use trainer::parallel::{ParallelError, ParallelTrainer, check_devices};
 pub use trainer::{EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE, StepReport, TrainError, TrainState, Trainer};
 
-use crate::loss::{Projection, Weighting, ddpm_simple_loss, dsm_loss, ncsn_loss, ssm_loss};
+use crate::loss::{DEFAULT_LAMBDA, LossSecondMoment, Projection, Weighting, ddpm_simple_loss, dsm_loss, hybrid_loss, ncsn_loss, ssm_loss};
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
 use crate::sde::{Sde, SdeConfig};
@@ -53,10 +53,32 @@ pub enum LossConfig {
         #[serde(default)]
         variance_reduced: bool,
     },
+    /// Nichol & Dhariwal's `L_simple + lambda L_vlb` (eq. 16) on the discrete grid, for a model
+    /// with a learned variance (`variance = learned`).
+    Hybrid {
+        /// `lambda` (0.001 in the paper).
+        #[serde(default = "default_lambda")]
+        lambda: f64,
+        /// Draw the level by the loss's second moment (section 3.3) instead of uniformly.
+        #[serde(default)]
+        importance_sampling: bool,
+    },
 }
 
 fn default_ncsn_levels() -> usize {
     10
+}
+
+fn default_lambda() -> f64 {
+    DEFAULT_LAMBDA
+}
+
+/// DDPM's grid size: the schedule's `levels` for a discrete SDE, else 1000.
+fn ddpm_levels(sde_config: &SdeConfig) -> usize {
+    match sde_config {
+        SdeConfig::Ddpm { levels, .. } => *levels,
+        _ => 1000,
+    }
 }
 
 impl Default for LossConfig {
@@ -70,17 +92,45 @@ impl LossConfig {
     ///
     /// `sde_config` gives DDPM's grid size: its `levels` for a discrete schedule, else 1000.
     pub fn loss<const D: usize>(&self, model: &dyn ScoreModel<D>, sde: &dyn Sde, sde_config: &SdeConfig, x0: Tensor<D>, noise: &mut NoiseSource) -> Tensor<1> {
+        self.loss_with_history(model, sde, sde_config, x0, noise, None)
+    }
+
+    /// As [`loss`](Self::loss), with the importance sampler's history (from
+    /// [`new_history`](Self::new_history); `None`: levels drawn uniformly).
+    pub fn loss_with_history<const D: usize>(
+        &self,
+        model: &dyn ScoreModel<D>,
+        sde: &dyn Sde,
+        sde_config: &SdeConfig,
+        x0: Tensor<D>,
+        noise: &mut NoiseSource,
+        history: Option<&mut LossSecondMoment>,
+    ) -> Tensor<1> {
         match *self {
             Self::Dsm { weighting } => dsm_loss(model, sde, x0, weighting, sde.t_min(), noise),
-            Self::DdpmSimple => {
-                let levels = match sde_config {
-                    SdeConfig::Ddpm { levels, .. } => *levels,
-                    _ => 1000,
-                };
-                ddpm_simple_loss(model, sde, x0, levels, noise)
-            }
+            Self::DdpmSimple => ddpm_simple_loss(model, sde, x0, ddpm_levels(sde_config), noise),
             Self::Ncsn { levels } => ncsn_loss(model, sde, x0, levels, noise),
             Self::Ssm { projection, variance_reduced } => ssm_loss(model, sde, x0, projection, variance_reduced, sde.t_min(), noise),
+            Self::Hybrid { lambda, .. } => hybrid_loss(model, sde, x0, ddpm_levels(sde_config), lambda, history, noise),
+        }
+    }
+
+    /// The importance sampler's empty history, for a loss that samples levels by it.
+    pub fn new_history(&self, sde_config: &SdeConfig) -> Option<LossSecondMoment> {
+        match *self {
+            Self::Hybrid { importance_sampling: true, .. } => Some(LossSecondMoment::new(ddpm_levels(sde_config))),
+            _ => None,
+        }
+    }
+
+    /// The name of the variant in `config.json` (`kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Dsm { .. } => "dsm",
+            Self::DdpmSimple => "ddpm-simple",
+            Self::Ncsn { .. } => "ncsn",
+            Self::Ssm { .. } => "ssm",
+            Self::Hybrid { .. } => "hybrid",
         }
     }
 
@@ -88,6 +138,9 @@ impl LossConfig {
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Self::Ncsn { levels } if levels < 2 => Err(format!("loss.levels: expected at least 2, found {levels}")),
+            Self::Hybrid { lambda, .. } if !(lambda.is_finite() && lambda > 0.0) => {
+                Err(format!("loss.lambda: expected a finite number > 0 (0.001 in Nichol & Dhariwal), found {lambda}"))
+            }
             _ => Ok(()),
         }
     }
@@ -162,6 +215,13 @@ mod tests {
         let l: LossConfig = serde_json::from_str(r#"{"kind": "dsm", "weighting": "likelihood"}"#).unwrap();
         assert_eq!(l, LossConfig::Dsm { weighting: Weighting::Likelihood });
         assert!(LossConfig::Ncsn { levels: 1 }.validate().unwrap_err().contains("levels"));
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid"}"#).unwrap();
+        assert_eq!(l, LossConfig::Hybrid { lambda: 0.001, importance_sampling: false });
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid", "lambda": 0.01, "importance_sampling": true}"#).unwrap();
+        let ddpm = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Cosine, levels: 50 };
+        assert_eq!(l.new_history(&ddpm).map(|h| h.levels()), Some(50));
+        assert!(LossConfig::DdpmSimple.new_history(&ddpm).is_none());
+        assert!(LossConfig::Hybrid { lambda: -1.0, importance_sampling: false }.validate().unwrap_err().contains("loss.lambda"));
         let e = serde_json::from_str::<LossConfig>(r#"{"kind": "dsm", "weight": 1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `weight`"), "{e}");
         assert!(OptimConfig { ema_decay: 1.0, ..Default::default() }.validate().unwrap_err().contains("ema_decay"));

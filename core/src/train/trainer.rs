@@ -4,6 +4,7 @@ use super::checkpoint;
 use super::ema::{decay_at, ema_update};
 use super::{LossConfig, OptimConfig};
 use crate::io::write_atomic;
+use crate::loss::LossSecondMoment;
 use crate::model::{Conditional, ScoreModel};
 use crate::nn::{NetworkConfig, NnError, load_burnpack, save_burnpack};
 use crate::noise::{NoiseSource, NoiseState};
@@ -68,6 +69,9 @@ pub struct TrainState {
     pub data_noise: NoiseState,
     /// Position of the loss's stream (times and noise).
     pub loss_noise: NoiseState,
+    /// The importance sampler's loss history (a hybrid loss with `importance_sampling`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_history: Option<LossSecondMoment>,
 }
 
 /// What one step did.
@@ -119,7 +123,8 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         opt.validate()?;
         let data_noise = NoiseSource::new(seed);
         let loss_noise = NoiseSource::new(seed ^ 0x5eed_1055);
-        let state = TrainState { step: 0, ema_loss: None, data_noise: data_noise.state(), loss_noise: loss_noise.state() };
+        let loss_history = loss.new_history(&sde_config);
+        let state = TrainState { step: 0, ema_loss: None, data_noise: data_noise.state(), loss_noise: loss_noise.state(), loss_history };
         Ok(Self { ema: model.valid(), model, optim: optimizer(&opt), sde, sde_config, loss, opt, state, data_noise, loss_noise, seed })
     }
 
@@ -150,7 +155,8 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
     /// The loss on the batch `x0`, its times and noise drawn from the loss stream.
     fn batch_loss(&mut self, x0: Tensor<D>) -> Tensor<1> {
         self.seed_backend(&x0);
-        self.loss.loss(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise)
+        let history = self.state.loss_history.as_mut();
+        self.loss.loss_with_history(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise, history)
     }
 
     /// The backend's own generator (dropout) is reseeded per step, so a resumed run draws the
@@ -203,6 +209,10 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         let path = dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| ckpt_error(&path, e))?;
         let state: TrainState = serde_json::from_str(&text).map_err(|e| ckpt_error(&path, e))?;
+        let (want, found) = (self.state.loss_history.as_ref().map(|h| h.levels()), state.loss_history.as_ref().map(|h| h.levels()));
+        if want != found {
+            return Err(ckpt_error(&path, format!("loss_history: expected the history of {want:?} levels of this run's loss, found {found:?}")));
+        }
         let load = |file: &str| load_burnpack(network, dir.join(file), device).map_err(|e| ckpt_error(&dir, e));
         self.model = load(MODEL_FILE)?;
         self.ema = load(EMA_FILE)?.valid();
@@ -254,7 +264,8 @@ impl<M: Module + ScoreModel<D> + Conditional<D>, const D: usize> Trainer<M, D> {
     fn labelled_loss(&mut self, x0: Tensor<D>, labels: Vec<usize>) -> Tensor<1> {
         self.seed_backend(&x0);
         let model = self.model.with_labels(labels);
-        self.loss.loss(model.as_ref(), self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise)
+        let history = self.state.loss_history.as_mut();
+        self.loss.loss_with_history(model.as_ref(), self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise, history)
     }
 }
 
@@ -351,6 +362,68 @@ mod tests {
         for (a, b) in full[20..].iter().zip(&rest) {
             assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{:?}\nvs {rest:?}", &full[20..]);
         }
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    /// `[eps_hat, v] = W [x, t] + b`: the smallest model with a learned variance.
+    #[derive(Module, Debug)]
+    struct TinyV {
+        lin: Linear,
+    }
+
+    impl ScoreModel<2> for TinyV {
+        fn parameterization(&self) -> Parameterization {
+            Parameterization::Eps
+        }
+        fn forward(&self, x: Tensor<2>, t: &[f64]) -> Tensor<2> {
+            self.forward_with_variance(x, t).0
+        }
+        fn forward_with_variance(&self, x: Tensor<2>, t: &[f64]) -> (Tensor<2>, Option<Tensor<2>>) {
+            let tt = Tensor::<2>::from_data(TensorData::new(t.iter().map(|&v| v as f32).collect(), [t.len(), 1]), &x.device());
+            let out = self.lin.forward(Tensor::cat(vec![x, tt], 1));
+            (out.clone().narrow(1, 0, 2), Some(out.narrow(1, 2, 2)))
+        }
+    }
+
+    struct TinyVConfig;
+
+    impl NetworkConfig for TinyVConfig {
+        type Net = TinyV;
+        fn build(&self, device: &Device) -> Result<TinyV, NnError> {
+            Ok(TinyV { lin: LinearConfig::new(3, 4).init(device) })
+        }
+    }
+
+    /// The hybrid loss with importance sampling: the loss history is kept in the state, saved
+    /// with the checkpoint, and a resumed run draws the same levels (the same loss curve).
+    #[test]
+    fn hybrid_importance_sampling_resumes_with_its_history() {
+        let run = temp("hybrid");
+        let dev = Device::flex().autodiff();
+        let init = TinyVConfig.build(&dev).unwrap();
+        let opt = OptimConfig { lr: 1e-3, warmup: 0, ..OptimConfig::default() };
+        let sde = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Cosine, levels: 4 };
+        let loss = LossConfig::Hybrid { lambda: 0.001, importance_sampling: true };
+        let make = |m: TinyV| Trainer::new(m, sde.clone(), loss, opt, 9).unwrap();
+        let mut straight = make(init.clone());
+        let full: Vec<f64> = (0..12).map(|_| straight.train_step(batch(&dev)).unwrap().loss).collect();
+        assert!(straight.state().loss_history.is_some_and(|h| h.warmed_up()), "12 x 32 draws over 4 levels fill every history");
+        let mut first = make(init);
+        for _ in 0..6 {
+            first.train_step(batch(&dev)).unwrap();
+        }
+        first.save(&run).unwrap();
+        drop(first);
+        let mut resumed = make(TinyVConfig.build(&dev).unwrap()).resume(&TinyVConfig, &run, &dev).unwrap();
+        let rest: Vec<f64> = (0..6).map(|_| resumed.train_step(batch(&dev)).unwrap().loss).collect();
+        for (a, b) in full[6..].iter().zip(&rest) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{:?}\nvs {rest:?}", &full[6..]);
+        }
+        // A checkpoint of a run without the history is refused by one that samples by it.
+        let no_history = LossConfig::Hybrid { lambda: 0.001, importance_sampling: false };
+        let plain = Trainer::new(TinyVConfig.build(&dev).unwrap(), sde.clone(), no_history, opt, 9).unwrap();
+        let err = plain.resume(&TinyVConfig, &run, &dev).err().unwrap().to_string();
+        assert!(err.contains("loss_history"), "{err}");
         std::fs::remove_dir_all(&run).unwrap();
     }
 

@@ -38,7 +38,10 @@
 //! [`Trainer::train_step`] (or [`Trainer::train_step_labelled`]). The backend's generator
 //! (dropout) is reseeded per step by each replica with its own seed (replica 0's is the run's
 //! seed); since burn's generator is process-wide, the replicas' forward passes take turns under a
-//! lock, so the masks do not depend on thread timing.
+//! lock, so the masks do not depend on thread timing. The hybrid loss's importance sampler
+//! (Nichol & Dhariwal 2021, section 3.3) keeps a history of the loss at each level, which the
+//! reference code all-gathers across ranks; it is not shared between replicas here, so a run
+//! with it trains on one device ([`ParallelError::ImportanceSampling`]).
 
 use super::{StepReport, TrainError, Trainer};
 use crate::model::{Conditional, ScoreModel};
@@ -79,6 +82,12 @@ pub enum ParallelError {
         /// Position of the repeat.
         second: usize,
     },
+    /// The loss samples its levels by a history of its own values (the hybrid loss's importance
+    /// sampling), which the replicas would each keep from their own shards.
+    #[error(
+        "loss.importance_sampling: the level sampler's history of the loss is not yet shared between devices (each replica would keep its own and a resumed run would not continue them); train on one device or set importance_sampling to false"
+    )]
+    ImportanceSampling,
     /// The trainer to spread is not on the first device.
     #[error("the trainer's model is not on the first device {expected}")]
     LeaderElsewhere {
@@ -180,13 +189,17 @@ pub struct ParallelTrainer<M, const D: usize> {
 
 impl<M: Module + ScoreModel<D> + 'static, const D: usize> ParallelTrainer<M, D> {
     /// Spreads `leader`, a fresh or resumed trainer whose model is on `devices[0]`, over
-    /// `devices` (checked by [`check_devices`]) for batches of `batch_size` examples.
+    /// `devices` (checked by [`check_devices`]) for batches of `batch_size` examples. A loss with
+    /// an importance-sampling history trains on one device only ([`ParallelError::ImportanceSampling`]).
     ///
     /// Burn panics on the first step if the devices' backend has no all-reduce (burn 0.22.1:
     /// every backend but CUDA); the CLI turns those away by name first.
     pub fn new(leader: Trainer<M, D>, devices: Vec<Device>, batch_size: usize) -> Result<Self, ParallelError> {
-        check_devices(&devices, batch_size)?;
         let all_reduce = devices.len() > 1;
+        if all_reduce && leader.state.loss_history.is_some() {
+            return Err(ParallelError::ImportanceSampling);
+        }
+        check_devices(&devices, batch_size)?;
         Self::spawn(leader, devices, batch_size, all_reduce)
     }
 
@@ -410,6 +423,17 @@ mod tests {
         assert_eq!(check_devices(&two, 8), Err(ParallelError::Repeated { first: 0, second: 1 }));
         assert!(ParallelError::Repeated { first: 0, second: 1 }.to_string().contains("distinct devices"));
         assert_eq!(check_devices(&[dev], 7), Ok(()));
+    }
+
+    #[test]
+    fn importance_sampling_trains_on_one_device_only() {
+        let dev = Device::flex().autodiff();
+        let hybrid = || {
+            let loss = LossConfig::Hybrid { lambda: 1e-3, importance_sampling: true };
+            Trainer::new(fresh(&dev), SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }, loss, OptimConfig::default(), 7).unwrap()
+        };
+        assert_eq!(ParallelTrainer::new(hybrid(), vec![dev.clone(), dev.clone()], BATCH).err(), Some(ParallelError::ImportanceSampling));
+        assert!(ParallelTrainer::new(hybrid(), vec![dev.clone()], BATCH).is_ok());
     }
 
     #[test]
