@@ -22,8 +22,8 @@ wasm-pack build web --target web --release --out-dir ../www/pkg --no-typescript
 wasm=www/pkg/scorediff_web_bg.wasm
 python3 scripts/wasm-strip-names.py "$wasm"
 echo "built $wasm: $(du -h "$wasm" | cut -f1) ($(gzip -c "$wasm" | wc -c | awk '{printf "%.1f MB", $1/1e6}') gzipped)"
-for m in mnist fashion-mnist; do
-  [[ -f www/models/$m/model.json ]] || echo "note: www/models/$m/ has no model.json; the page will say so (see README, Exported models)"
+for m in $(python3 -c 'import json; print(" ".join(m["name"] for m in json.load(open("www/models/index.json"))["image"]))'); do
+  [[ -f www/models/$m/model.json ]] || echo "note: www/models/$m/ (listed in www/models/index.json) has no model.json; the page will say so"
 done
 [[ $serve == 1 ]] || exit 0
 

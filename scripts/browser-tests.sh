@@ -2,7 +2,8 @@
 # The browser tests: the web crate's wasm-bindgen tests in headless Chromium (Flex in wasm and
 # WebGPU against the native reference numbers), then the end-to-end test of the page
 # (tests/e2e). Installs what is missing: chromium and chromium-driver (apt-get), wasm-pack
-# (cargo install --locked), the wasm32 target, and the e2e's pinned node packages (npm ci).
+# (cargo install --locked), the wasm32 target, node and npm (apt-get), and the e2e's pinned node
+# packages (npm ci).
 #   scripts/browser-tests.sh            both
 #   scripts/browser-tests.sh --unit     the wasm-bindgen tests only
 #   scripts/browser-tests.sh --e2e      the end-to-end test only (builds www/pkg first)
@@ -11,10 +12,17 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 export PATH="$HOME/.cargo/bin:$PATH"
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [[ $what != --unit ]]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
+if (( ${#missing[@]} )); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
   $sudo apt-get update
-  $sudo apt-get install -y chromium chromium-driver
+  $sudo apt-get install -y "${missing[@]}"
 fi
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
@@ -32,6 +40,5 @@ if [[ $what == all || $what == --unit ]]; then
 fi
 if [[ $what == all || $what == --e2e ]]; then
   ./run.sh --no-serve
-  command -v node >/dev/null || { echo "error: node not found (apt-get install nodejs npm)"; exit 1; }
   (cd tests/e2e && npm ci --no-audit --no-fund && node e2e.mjs)
 fi

@@ -375,7 +375,8 @@ async function start() {
   const options = ready.samplers.map((s) => `<option value="${s.name}" title="${s.about}">${s.name}${s.flex_only && ready.backend === 'webgpu' ? ' (CPU)' : ''}</option>`).join('');
   $('img-sampler').innerHTML = options;
   $('lab-sampler').innerHTML = options;
-  $('img-sampler').value = 'ddim';
+  // Ancestral at 50 steps: the shipped MNIST model's best sampler at that budget (BENCHMARKS.md).
+  $('img-sampler').value = 'ancestral';
   $('lab-sampler').value = 'ode-heun';
   state.info = null;
 }
