@@ -64,6 +64,11 @@ impl NoiseSource {
         self.rng.random_range(0..n)
     }
 
+    /// A uniform 64-bit number: the seed of a stream forked from this one.
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng.random()
+    }
+
     /// The stream's position, to resume it exactly (training checkpoints).
     pub fn state(&self) -> NoiseState {
         NoiseState { seed: self.rng.get_seed(), word_pos: self.rng.get_word_pos() }

@@ -4,8 +4,8 @@
 //! the EMA weights, the optimizer state and the loop state, replaced atomically every
 //! `checkpoint_every` steps (see `scorediff::train::checkpoint`); `RUN_DIR/log.jsonl` has a line
 //! per logged step; `RUN_DIR/ema.safetensors` exports the final EMA weights. All the training
-//! logic is `scorediff::train::Trainer`; this file parses options, picks the device, feeds
-//! batches and reports progress.
+//! logic is `scorediff::train::Trainer` (`ParallelTrainer` over several `--devices`); this file
+//! parses options, picks the devices, feeds batches and reports progress.
 
 use crate::progress_bar;
 use anyhow::{Context, Result, anyhow, bail};
@@ -17,7 +17,7 @@ use scorediff::model::ScoreModel;
 use scorediff::nn::{NetworkConfig, save_safetensors};
 use scorediff::noise::NoiseSource;
 use scorediff::train::checkpoint;
-use scorediff::train::{Dataset, Network, RunConfig, StepReport, TrainError, Trainer};
+use scorediff::train::{Dataset, Network, ParallelError, ParallelTrainer, RunConfig, StepReport, TrainError, Trainer, check_devices};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -65,20 +65,30 @@ pub struct TrainArgs {
     /// Compute backend: flex (CPU); wgpu, vulkan, cuda when built with that cargo feature.
     #[arg(long, value_name = "NAME", default_value = "flex")]
     backend: String,
+    /// Train data-parallel over these devices (e.g. cuda:0,cuda:1), the batch split evenly among
+    /// them and the gradients all-reduced by burn; in burn 0.22 only CUDA devices can all-reduce.
+    /// One device is the same as --backend.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', conflicts_with = "backend")]
+    devices: Vec<String>,
 }
 
 /// The device named by `--backend`, among those compiled in: `flex`; `wgpu`, `vulkan` (default
 /// adapter); `cuda` or `cuda:K` (GPU index K).
 pub fn backend_device(name: &str) -> Result<Device> {
+    device_named("--backend", name)
+}
+
+/// [`backend_device`] for the option `flag`, which the errors name.
+fn device_named(flag: &str, name: &str) -> Result<Device> {
     let (kind, index) = match name.split_once(':') {
         Some((kind, index)) => {
-            let index: usize = index.parse().map_err(|_| anyhow::anyhow!("--backend {name}: expected a device index after `:`, found `{index}`"))?;
+            let index: usize = index.parse().map_err(|_| anyhow::anyhow!("{flag} {name}: expected a device index after `:`, found `{index}`"))?;
             (kind, Some(index))
         }
         None => (name, None),
     };
     let missing = |feature: &str| {
-        anyhow::anyhow!("--backend {name}: this binary was built without it; rebuild with `cargo build --release -p native-cli --features {feature}`")
+        anyhow::anyhow!("{flag} {name}: this binary was built without it; rebuild with `cargo build --release -p native-cli --features {feature}`")
     };
     match kind {
         "flex" if index.is_none() => Ok(Device::flex()),
@@ -88,12 +98,29 @@ pub fn backend_device(name: &str) -> Result<Device> {
         "vulkan" if index.is_none() => Ok(Device::vulkan(scorediff::burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(index.unwrap_or(0))),
-        "flex" | "wgpu" | "vulkan" if index.is_some() => bail!("--backend {name}: only cuda takes a device index (cuda:K)"),
+        "flex" | "wgpu" | "vulkan" if index.is_some() => bail!("{flag} {name}: only cuda takes a device index (cuda:K)"),
         // Reached only for the backends not compiled in.
         #[allow(unreachable_patterns)]
         "wgpu" | "vulkan" | "cuda" => Err(missing(kind)),
-        _ => bail!("--backend: unknown backend `{name}`: expected flex, wgpu, vulkan, cuda or cuda:K"),
+        _ => bail!("{flag}: unknown backend `{name}`: expected flex, wgpu, vulkan, cuda or cuda:K"),
     }
+}
+
+/// The autodiff devices to train on: those of `--devices`, else the one of `--backend`. Several
+/// devices must be CUDA ones, the only kind burn 0.22 all-reduces between (Flex has a single
+/// device and no collectives; cubecl's wgpu and Vulkan have no transport between devices).
+fn train_devices(args: &TrainArgs) -> Result<Vec<Device>> {
+    if args.devices.is_empty() {
+        return Ok(vec![backend_device(&args.backend)?.autodiff()]);
+    }
+    let devices = args.devices.iter().map(|name| device_named("--devices", name)).collect::<Result<Vec<_>>>()?;
+    let list = args.devices.join(",");
+    if devices.len() > 1
+        && let Some(name) = args.devices.iter().find(|name| !name.starts_with("cuda"))
+    {
+        bail!("--devices {list}: `{name}` cannot train data-parallel: burn 0.22 all-reduces gradients only between CUDA devices (cuda:0,cuda:1,...)");
+    }
+    Ok(devices.into_iter().map(Device::autodiff).collect())
 }
 
 const CONFIG_FILE: &str = "config.json";
@@ -151,8 +178,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.log_every == 0 {
         bail!("--log-every: expected at least 1, found 0");
     }
-    let device = backend_device(&args.backend)?.autodiff();
+    let devices = train_devices(args)?;
+    let device = devices[0].clone();
     let config = run_config(args)?;
+    if devices.len() > 1 {
+        let list = args.devices.join(",");
+        check_devices(&devices, config.batch_size).map_err(|e| anyhow!("--devices {list}: {e}"))?;
+        if config.loss.new_history(&config.sde).is_some() {
+            bail!("--devices {list}: {}", ParallelError::ImportanceSampling);
+        }
+    }
     // Load the data before touching the run directory: a missing data set leaves nothing behind.
     let images = match config.dataset {
         Dataset::Image(kind) => Some(ImageDataset::load(kind, Split::Train, args.data_dir.as_deref())?),
@@ -166,7 +201,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     match (&config.network, config.dataset) {
         (Network::Mlp(net), Dataset::Toy(toy)) => {
             let batch = config.batch_size;
-            run(args, &config, net, &device, |trainer| trainer.train_step(|noise: &mut NoiseSource| toy.sample_tensor(batch, noise, &device)))
+            run(args, &config, net, &devices, |trainer| trainer.train_step(|noise: &mut NoiseSource| toy.sample_tensor(batch, noise, &device)))
         }
         (Network::Unet(net), Dataset::Image(_)) => {
             let data = images.expect("loaded above");
@@ -177,9 +212,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                     let labels = indices.iter().map(|&i| data.labels[i] as usize).collect();
                     (data.batch_tensor(&indices, &device), labels)
                 };
-                run(args, &config, net, &device, |trainer| trainer.train_step_labelled(labelled, config.label_dropout))
+                run(args, &config, net, &devices, |trainer| trainer.train_step_labelled(labelled, config.label_dropout))
             } else {
-                run(args, &config, net, &device, |trainer| {
+                run(args, &config, net, &devices, |trainer| {
                     trainer.train_step(|noise: &mut NoiseSource| data.batch_tensor(&data.random_indices(batch, noise), &device))
                 })
             }
@@ -199,19 +234,21 @@ fn truncate_log(path: &Path, step: usize) -> Result<()> {
     write_atomic(path, kept.as_bytes()).with_context(|| format!("rewriting {}", path.display()))
 }
 
-/// Trains `net` from scratch or from the run's checkpoint; `step` takes one optimisation step
-/// (drawing its batch, with labels for a class-conditional net).
+/// Trains `net` from scratch or from the run's checkpoint, replicated over `devices` (batches
+/// drawn on the first); `step` takes one optimisation step (drawing its batch, with labels for a
+/// class-conditional net).
 fn run<C, const D: usize>(
     args: &TrainArgs,
     config: &RunConfig,
     net: &C,
-    device: &Device,
-    mut step: impl FnMut(&mut Trainer<C::Net, D>) -> Result<StepReport, TrainError>,
+    devices: &[Device],
+    mut step: impl FnMut(&mut ParallelTrainer<C::Net, D>) -> Result<StepReport, TrainError>,
 ) -> Result<()>
 where
     C: NetworkConfig,
-    C::Net: ScoreModel<D>,
+    C::Net: ScoreModel<D> + 'static,
 {
+    let device = &devices[0];
     let model = net.build(device)?;
     let mut trainer = Trainer::new(model, config.sde.clone(), config.loss, config.optim, config.seed).map_err(|e| anyhow!(e))?;
     let log_path = args.out.join(LOG_FILE);
@@ -219,7 +256,8 @@ where
         trainer = trainer.resume(net, &args.out, device)?;
         truncate_log(&log_path, trainer.step())?;
     }
-    let start_step = trainer.step();
+    let mut trainer = ParallelTrainer::new(trainer, devices.to_vec(), config.batch_size)?;
+    let start_step = trainer.leader().step();
     if start_step >= config.steps {
         println!("{}: already at step {start_step} of {}; nothing to do (raise --steps)", args.out.display(), config.steps);
         return Ok(());
@@ -230,7 +268,7 @@ where
     bar.set_position(start_step as u64);
     let started = Instant::now();
     let mut last = None;
-    while trainer.step() < config.steps {
+    while trainer.leader().step() < config.steps {
         let report = step(&mut trainer)?;
         bar.set_position(report.step as u64);
         bar.set_message(format!("step {} loss {:.4} ema {:.4}", report.step, report.loss, report.ema_loss));
@@ -243,15 +281,15 @@ where
         }
         if report.step % config.checkpoint_every == 0 || report.step == config.steps {
             log.flush()?;
-            trainer.save(&args.out)?;
+            trainer.leader().save(&args.out)?;
         }
         last = Some(report);
     }
     bar.finish_and_clear();
     let export = args.out.join("ema.safetensors");
-    save_safetensors(&trainer.ema, &export)?;
+    save_safetensors(&trainer.leader().ema, &export)?;
     let seconds = started.elapsed().as_secs_f64();
-    let steps = trainer.step() - start_step;
+    let steps = trainer.leader().step() - start_step;
     if let Some(r) = last {
         println!(
             "{}: step {} of {}, loss {:.4} (ema {:.4}), {steps} steps in {seconds:.1} s ({:.2} steps/s); checkpoint in {}",

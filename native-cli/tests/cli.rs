@@ -369,6 +369,26 @@ fn bad_training_input_gives_one_error_line_and_keeps_the_checkpoint() {
 
 /// Decodes an 8-bit grey-level PNG as the writer makes it (one IDAT, filter 0 on every row),
 /// checking the signature and every chunk's CRC; returns `(width, height, pixels)`.
+#[test]
+fn devices_are_checked_and_one_device_trains_like_backend() {
+    let dir = TempDir::new("train-devices");
+    let x = dir.path("x");
+    let base = ["train", "--dataset", "rings", "--out", s(&x)];
+    let train = |extra: &[&'static str]| [&base[..], extra].concat();
+    run_err(&train(&["--devices", "flex,metal"]), &["--devices", "unknown backend `metal`"]);
+    run_err(&train(&["--devices", "cuda:0,cuda:1"]), &["--devices cuda:0", "--features cuda"]);
+    run_err(&train(&["--devices", "cuda:x"]), &["--devices cuda:x", "device index"]);
+    run_err(&train(&["--devices", "flex,flex"]), &["--devices flex,flex", "`flex` cannot train data-parallel", "only between CUDA devices"]);
+    run_err(&train(&["--devices", "flex", "--backend", "flex"]), &["--devices", "cannot be used with", "--backend"]);
+    assert!(!x.exists(), "a refused run left {} behind", x.display());
+
+    let (one, plain) = (dir.path("one"), dir.path("plain"));
+    run_ok(&["train", "--dataset", "rings", "--steps", "20", "--log-every", "1", "--devices", "flex", "--out", s(&one)]);
+    run_ok(&["train", "--dataset", "rings", "--steps", "20", "--log-every", "1", "--backend", "flex", "--out", s(&plain)]);
+    // The same seed on the same backend: the same losses, bit for bit.
+    assert_eq!(log_losses(&one), log_losses(&plain));
+}
+
 fn decode_gray_png(bytes: &[u8]) -> (usize, usize, Vec<u8>) {
     use std::io::Read;
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");

@@ -19,7 +19,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
 /// Collects every float parameter, flattened, in visiting order.
-struct Collect(Vec<(ParamId, Tensor<1>)>);
+pub(super) struct Collect(pub(super) Vec<(ParamId, Tensor<1>)>);
 
 impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {

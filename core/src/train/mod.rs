@@ -6,6 +6,8 @@
 //! exponential moving average of the weights ([`ema`]). Every random number comes from two
 //! seeded [`NoiseSource`](crate::noise::NoiseSource)s (one for data, one for the loss) whose
 //! positions are saved with each checkpoint, so a resumed run continues the same loss curve.
+//! [`ParallelTrainer`] runs the same step data-parallel over several devices (burn's distributed
+//! autodiff all-reduces the gradients).
 
 pub mod checkpoint;
 pub mod classifier;
@@ -14,6 +16,7 @@ pub mod ema;
 mod trainer;
 
 pub use config::{Dataset, Network, RunConfig};
+pub use trainer::parallel::{ParallelError, ParallelTrainer, check_devices};
 pub use trainer::{EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE, StepReport, TrainError, TrainState, Trainer};
 
 use crate::loss::{DEFAULT_LAMBDA, LossSecondMoment, Projection, Weighting, ddpm_simple_loss, dsm_loss, hybrid_loss, ncsn_loss, ssm_loss};

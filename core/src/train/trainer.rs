@@ -16,6 +16,8 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub mod parallel;
+
 /// File names inside a checkpoint directory.
 pub const MODEL_FILE: &str = "model.bpk";
 /// EMA weights.
@@ -146,10 +148,15 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
     /// A non-finite loss returns [`TrainError::NonFinite`] before any weight changes.
     pub fn train_step(&mut self, batch: impl FnOnce(&mut NoiseSource) -> Tensor<D>) -> Result<StepReport, TrainError> {
         let x0 = batch(&mut self.data_noise);
+        let loss = self.batch_loss(x0);
+        self.optimise(loss)
+    }
+
+    /// The loss on the batch `x0`, its times and noise drawn from the loss stream.
+    fn batch_loss(&mut self, x0: Tensor<D>) -> Tensor<1> {
         self.seed_backend(&x0);
         let history = self.state.loss_history.as_mut();
-        let loss = self.loss.loss_with_history(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise, history);
-        self.optimise(loss)
+        self.loss.loss_with_history(&self.model, self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise, history)
     }
 
     /// The backend's own generator (dropout) is reseeded per step, so a resumed run draws the
@@ -161,6 +168,12 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
     /// Backpropagates `loss` and takes the optimizer and EMA step.
     fn optimise(&mut self, loss: Tensor<1>) -> Result<StepReport, TrainError> {
         let value = loss.clone().into_scalar::<f32>() as f64;
+        self.optimise_reporting(loss, value)
+    }
+
+    /// [`optimise`](Self::optimise) with the loss value that is checked and reported given: the
+    /// mean over the replicas in data-parallel training ([`parallel`]).
+    fn optimise_reporting(&mut self, loss: Tensor<1>, value: f64) -> Result<StepReport, TrainError> {
         if !value.is_finite() {
             return Err(TrainError::NonFinite { step: self.state.step, value });
         }
@@ -223,6 +236,18 @@ impl<M: Module + ScoreModel<D> + Conditional<D>, const D: usize> Trainer<M, D> {
         batch: impl FnOnce(&mut NoiseSource) -> (Tensor<D>, Vec<usize>),
         label_dropout: f64,
     ) -> Result<StepReport, TrainError> {
+        let (x0, labels) = self.draw_labelled(batch, label_dropout)?;
+        let loss = self.labelled_loss(x0, labels);
+        self.optimise(loss)
+    }
+
+    /// The labelled batch `batch` draws from the data stream, each label then replaced by the
+    /// null label with probability `label_dropout` (also drawn from the data stream).
+    fn draw_labelled(
+        &mut self,
+        batch: impl FnOnce(&mut NoiseSource) -> (Tensor<D>, Vec<usize>),
+        label_dropout: f64,
+    ) -> Result<(Tensor<D>, Vec<usize>), TrainError> {
         let Some(null) = self.model.num_classes() else {
             return Err(TrainError::NotConditional);
         };
@@ -232,12 +257,15 @@ impl<M: Module + ScoreModel<D> + Conditional<D>, const D: usize> Trainer<M, D> {
                 *label = null;
             }
         }
+        Ok((x0, labels))
+    }
+
+    /// [`batch_loss`](Self::batch_loss) of the model given the labels.
+    fn labelled_loss(&mut self, x0: Tensor<D>, labels: Vec<usize>) -> Tensor<1> {
         self.seed_backend(&x0);
         let model = self.model.with_labels(labels);
         let history = self.state.loss_history.as_mut();
-        let loss = self.loss.loss_with_history(model.as_ref(), self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise, history);
-        drop(model);
-        self.optimise(loss)
+        self.loss.loss_with_history(model.as_ref(), self.sde.as_ref(), &self.sde_config, x0, &mut self.loss_noise, history)
     }
 }
 
@@ -433,7 +461,7 @@ mod tests {
     /// `eps_hat = W [x, t, onehot(label)] + b` over [`CLASSES`] classes and the null label; the
     /// labels of every call are recorded in [`SEEN`].
     #[derive(Module, Debug)]
-    struct TinyCond {
+    pub(super) struct TinyCond {
         lin: Linear,
     }
 
@@ -479,7 +507,7 @@ mod tests {
     }
 
     /// Three tight clusters at `mu_c = 2 (cos, sin)(2 pi c / 3)`, sd 0.2, with their labels.
-    fn labelled(dev: &Device) -> impl Fn(&mut NoiseSource) -> (Tensor<2>, Vec<usize>) + '_ {
+    pub(super) fn labelled(dev: &Device) -> impl Fn(&mut NoiseSource) -> (Tensor<2>, Vec<usize>) + '_ {
         move |noise| {
             let labels: Vec<usize> = (0..32).map(|_| noise.index(CLASSES)).collect();
             let z = noise.normal_vec(64);
@@ -495,7 +523,7 @@ mod tests {
         }
     }
 
-    fn cond_trainer(dev: &Device) -> Trainer<TinyCond, 2> {
+    pub(super) fn cond_trainer(dev: &Device) -> Trainer<TinyCond, 2> {
         let model = TinyCond { lin: LinearConfig::new(3 + CLASSES + 1, 2).init(dev) };
         let opt = OptimConfig { lr: 1e-2, warmup: 5, ..OptimConfig::default() };
         Trainer::new(model, SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }, LossConfig::default(), opt, 4).unwrap()
