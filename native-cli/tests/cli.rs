@@ -512,25 +512,8 @@ fn class_conditional_training_gives_a_guidable_model() {
     assert_eq!(config["network"]["num_classes"], 10);
     assert_eq!(config["label_dropout"], 0.1);
     let out = dir.path("guided.npy");
-    run_ok(&[
-        "sample",
-        "--model",
-        s(&run_dir),
-        "--sampler",
-        "ddim",
-        "--steps",
-        "3",
-        "--n",
-        "2",
-        "--guidance",
-        "2",
-        "--class",
-        "3",
-        "--seed",
-        "1",
-        "--out",
-        s(&out),
-    ]);
+    let args = ["sample", "--model", s(&run_dir), "--sampler", "ddim", "--steps", "3", "--n", "2", "--guidance", "2", "--class", "3", "--seed", "1"];
+    run_ok(&[&args[..], &["--out", s(&out)]].concat());
     assert!(read_npy(&out).unwrap().data.iter().all(|v| v.is_finite()));
     run_err(&["train", "--dataset", "two-moons", "--class-conditional", "--out", s(&dir.path("toy"))], &["--class-conditional", "two-moons", "no classes"]);
     run_err(&["train", "--resume", "--class-conditional", "--out", s(&run_dir)], &["--class-conditional", "--resume"]);
