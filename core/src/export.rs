@@ -44,22 +44,9 @@ pub const IMAGE_SIDE: usize = 28;
 /// and say what was expected and what was found.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {error}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
-    /// A file could not be written.
-    #[error("cannot write {path}: {error}")]
-    Write {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] crate::io::FileError),
     /// A JSON file is not valid JSON or misses / mistypes a field (serde's message names it).
     #[error("{file}: {message}")]
     Invalid {
@@ -378,12 +365,12 @@ pub fn burnpack_bytes_as<M: Module>(module: &M, dtype: WeightsDType) -> Result<V
 
 #[cfg(not(target_arch = "wasm32"))]
 fn read(path: &Path) -> Result<Vec<u8>, ExportError> {
-    std::fs::read(path).map_err(|error| ExportError::Read { path: path.display().to_string(), error })
+    Ok(crate::io::read_file(path)?)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 fn read_text(path: &Path) -> Result<String, ExportError> {
-    std::fs::read_to_string(path).map_err(|error| ExportError::Read { path: path.display().to_string(), error })
+    Ok(crate::io::read_text(path)?)
 }
 
 /// Whether `dir` looks like an export directory (has `model.json`).
@@ -482,7 +469,7 @@ pub fn load_run_dir(run_dir: &Path, device: &Device) -> Result<(ModelCard, Loade
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_dir(dir: &Path, card: &ModelCard, weights: &[u8], force: bool) -> Result<(), ExportError> {
     card.validate(MODEL_FILE)?;
-    let write_err = |path: &Path, error| ExportError::Write { path: path.display().to_string(), error };
+    let write_err = |path: &Path, error| ExportError::from(crate::io::FileError::write(path, error));
     let (card_path, weights_path) = (dir.join(MODEL_FILE), dir.join(&card.weights));
     if !force {
         if weights_path.exists() {

@@ -3,17 +3,56 @@
 
 use std::path::Path;
 
-/// A `.npy` file could not be read.
+/// A file could not be read or written: the error every loader and writer here reports, with
+/// the path and the OS error.
 #[derive(Debug, thiserror::Error)]
-pub enum NpyError {
-    /// The file could not be opened or read.
+pub enum FileError {
+    /// The file could not be read.
     #[error("cannot read {path}: {error}")]
-    Io {
+    Read {
         /// The file.
         path: String,
         /// The OS error.
         error: std::io::Error,
     },
+    /// The file could not be written.
+    #[error("cannot write {path}: {error}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+}
+
+impl FileError {
+    /// A failed read of `path`.
+    pub fn read(path: &Path, error: std::io::Error) -> Self {
+        Self::Read { path: path.display().to_string(), error }
+    }
+
+    /// A failed write of `path`.
+    pub fn write(path: &Path, error: std::io::Error) -> Self {
+        Self::Write { path: path.display().to_string(), error }
+    }
+}
+
+/// The bytes of `path`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
+    std::fs::read(path).map_err(|e| FileError::read(path, e))
+}
+
+/// The text of `path`.
+pub fn read_text(path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path).map_err(|e| FileError::read(path, e))
+}
+
+/// A `.npy` file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The file could not be opened or read.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The bytes were not a supported `.npy`.
     #[error("{path} is not a readable .npy: {message}")]
     Format {
@@ -139,9 +178,8 @@ pub fn parse_npy(bytes: &[u8], path: &str) -> Result<Array2, NpyError> {
 
 /// Reads a `.npy` file (see [`parse_npy`]).
 pub fn read_npy(path: &Path) -> Result<Array2, NpyError> {
-    let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|error| NpyError::Io { path: p.clone(), error })?;
-    parse_npy(&bytes, &p)
+    let bytes = read_file(path)?;
+    parse_npy(&bytes, &path.display().to_string())
 }
 
 #[cfg(test)]

@@ -48,22 +48,9 @@ pub enum NnError {
         /// Expected vs found.
         message: String,
     },
-    /// The file could not be read.
-    #[error("cannot read {path}: {error}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
-    /// The file could not be written.
-    #[error("cannot write {path}: {error}")]
-    Write {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] crate::io::FileError),
     /// The bytes are not a readable weights file (wrong format, truncated, corrupt).
     #[error("{file} is not a readable {format} weights file: {message}")]
     Format {
@@ -118,7 +105,7 @@ pub fn burnpack_bytes<M: Module>(module: &M) -> Result<Vec<u8>, NnError> {
 
 /// [`crate::io::write_atomic`] with the error naming the file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
-    crate::io::write_atomic(path, bytes).map_err(|error| NnError::Write { path: path.display().to_string(), error })
+    crate::io::write_atomic(path, bytes).map_err(|e| crate::io::FileError::write(path, e).into())
 }
 
 /// Saves the module's weights to `path` in the Burnpack format (atomically: a crash leaves
@@ -142,12 +129,12 @@ pub fn save_safetensors<M: Module>(module: &M, path: impl AsRef<Path>) -> Result
 /// file at `path`.
 ///
 /// # Errors
-/// [`NnError::Read`] if the file cannot be read, [`NnError::Format`] if it is not a complete
+/// [`NnError::File`] if the file cannot be read, [`NnError::Format`] if it is not a complete
 /// Burnpack file, [`NnError::Architecture`] if its tensors are not exactly those of the config's
 /// network (names and shapes), [`NnError::Config`] if the config is invalid.
 pub fn load_burnpack<C: NetworkConfig>(config: &C, path: impl AsRef<Path>, device: &Device) -> Result<C::Net, NnError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|error| NnError::Read { path: path.display().to_string(), error })?;
+    let bytes = crate::io::read_file(path)?;
     load_burnpack_bytes(config, bytes, &path.display().to_string(), device)
 }
 
@@ -303,9 +290,9 @@ mod tests {
         let e = load_burnpack_bytes(&cfg, b"definitely not a burnpack file".to_vec(), "junk.bpk", &dev).unwrap_err();
         assert!(matches!(e, NnError::Format { .. }), "{e}");
         let e = load_burnpack(&cfg, "/nonexistent/dir/w.bpk", &dev).unwrap_err();
-        assert!(matches!(e, NnError::Read { .. }) && e.to_string().contains("/nonexistent/dir/w.bpk"), "{e}");
+        assert!(matches!(e, NnError::File(crate::io::FileError::Read { .. })) && e.to_string().contains("/nonexistent/dir/w.bpk"), "{e}");
         let e = load_burnpack(&cfg.clone().with_groups(5), "/nonexistent/w.bpk", &dev).unwrap_err();
-        assert!(matches!(e, NnError::Read { .. }), "{e}");
+        assert!(matches!(e, NnError::File(crate::io::FileError::Read { .. })), "{e}");
         let e = load_burnpack_bytes(&cfg.with_groups(5), bytes, "w.bpk", &dev).unwrap_err();
         assert!(matches!(e, NnError::Config { .. }), "{e}");
     }
