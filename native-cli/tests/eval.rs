@@ -112,15 +112,61 @@ fn exact_mixture_samples_have_a_null_energy_distance() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Every workload reports its runs, and its FLOPs follow the counter: a training step is 3
+/// forward passes per image, a DDIM sample one per step and image, a gemm `2 n^3`.
 #[test]
 fn bench_json_has_its_fields() {
-    let v = run_json(&["bench", "--json", "--batches", "1,2", "--repeats", "1"]);
+    let v = run_json(&[
+        "bench",
+        "--json",
+        "--batches",
+        "1,2",
+        "--repeats",
+        "2",
+        "--warmup",
+        "0",
+        "--workload",
+        "train,nfe,ddim,gemm",
+        "--ddim-steps",
+        "3",
+        "--gemm-size",
+        "16",
+    ]);
     assert!(v["parameters"].as_u64().unwrap() > 1_000_000, "{v}");
-    let t = v["timings"].as_array().unwrap();
-    assert_eq!(t.len(), 2);
-    for (row, b) in t.iter().zip([1, 2]) {
-        assert_eq!(row["batch"], b);
-        assert!(f(row, "train_step_s") > 0.0 && f(row, "nfe_s") > 0.0, "{row}");
+    let forward = v["forward_flops_per_image"].as_u64().unwrap();
+    let unet: scorediff::nn::UNetConfig = serde_json::from_value(v["unet"].clone()).unwrap();
+    assert_eq!(forward, scorediff::nn::flops::unet_forward(&unet, 28, 28));
+    let m = v["measurements"].as_array().unwrap();
+    let expect = [
+        ("train", 1, 3 * forward),
+        ("train", 2, 6 * forward),
+        ("nfe", 1, forward),
+        ("nfe", 2, 2 * forward),
+        ("ddim", 1, 3 * forward),
+        ("ddim", 2, 6 * forward),
+        ("gemm", 16, 2 * 16 * 16 * 16),
+    ];
+    assert_eq!(m.len(), expect.len(), "{v}");
+    for (row, (w, b, flops)) in m.iter().zip(expect) {
+        assert_eq!((row["workload"].as_str().unwrap(), row["batch"].as_u64().unwrap(), row["flops"].as_u64().unwrap()), (w, b, flops), "{row}");
+        let times: Vec<f64> = row["times_s"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+        assert_eq!(times.len(), 2);
+        assert!(times.iter().all(|&t| t > 0.0), "{row}");
+        assert!((f(row, "median_s") - 0.5 * (times[0] + times[1])).abs() < 1e-12, "{row}");
+        assert!((f(row, "gflops_per_s") - flops as f64 / f(row, "median_s") / 1e9).abs() < 1e-9, "{row}");
     }
     assert!(f(&v, "peak_rss_mib") > 1.0, "{v}");
+}
+
+/// `--input` must hold 28x28 images for the largest batch; the error names the file and shapes.
+#[test]
+fn bench_rejects_an_input_of_the_wrong_shape() {
+    let dir = temp("bench-input");
+    let path = dir.join("x.npy");
+    write_npy_f32(&path, &vec![0.0; 3 * 10], [3, 10]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_native-cli")).args(["bench", "--input", path.to_str().unwrap(), "--batches", "2"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("x.npy") && err.contains("[N >= 2, 784]") && err.contains("[3, 10]"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
 }

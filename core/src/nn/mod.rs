@@ -5,6 +5,7 @@
 //! - [`unet`]: a compact DDPM U-Net for images (Ho et al. 2020, appendix B), optionally
 //!   class-conditional with classifier-free guidance ([`Guided`], Ho & Salimans 2022).
 //! - [`mlp`]: a residual MLP for low-dimensional data.
+//! - [`flops`]: the U-Net's floating-point operations per forward pass (benchmarks' GFLOP/s).
 //! - [`classifier`]: a small CNN image classifier, the feature space of `eval`'s Frechet distance.
 //!
 //! Both networks implement [`crate::model::ScoreModel`] in the parameterization named by their
@@ -24,6 +25,7 @@
 
 pub mod classifier;
 pub mod embedding;
+pub mod flops;
 pub mod mlp;
 pub mod unet;
 
