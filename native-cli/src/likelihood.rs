@@ -17,6 +17,7 @@ use scorediff::io::read_npy;
 use scorediff::likelihood::{Dequantization, Divergence, Likelihood, LikelihoodConfig, Vlb, ode_likelihood, vlb_likelihood};
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
+use scorediff::sampler::Variance;
 use scorediff::sde::{DiscreteVpSde, SdeConfig};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -48,6 +49,10 @@ pub struct LikelihoodArgs {
     /// evaluation per level and batch; the model's x_0 estimate clipped to [-1, 1]).
     #[arg(long, value_enum, default_value_t = Method::Ode)]
     method: Method,
+    /// With --method vlb, the reverse variance of the bound: small, large, or learned (a model
+    /// trained with a learned variance) [default: the model's variance].
+    #[arg(long, value_name = "V", value_parser = Variance::from_str)]
+    variance: Option<Variance>,
     /// The data: mnist-test, mnist-train, fashion-mnist-test, fashion-mnist-train (8-bit
     /// images, dequantized; bits/dim of the discrete data), or a .npy of shape [n, dim] or
     /// [n, 1, 28, 28] (float32 or float64, in model space; bits/dim of the continuous density).
@@ -150,6 +155,13 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
             args.data
         );
     };
+    let variance = match args.variance {
+        Some(Variance::Learned) if card.variance != Variance::Learned => {
+            bail!("--variance learned: model {path} has no learned variance (its variance is {}); use small or large", card.variance)
+        }
+        Some(v) => v,
+        None => card.variance,
+    };
     let sde = DiscreteVpSde::new(schedule, levels).with_context(|| format!("reading model {path}"))?;
     let point = source.dim_shape();
     let (pixels, n) = load_images(args, kind, split, &point)?;
@@ -168,7 +180,7 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
         let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [rows, point[0], point[1], point[2]]), &device);
         let first = b * args.batch;
         let progress = |k: usize, total: usize| spinner.set_message(format!("points {first}..{} of {n}, level {k} of {total}", first + rows));
-        parts.push(vlb_likelihood(&unet as &dyn ScoreModel<4>, &sde, x, card.variance, true, &mut noise, progress));
+        parts.push(vlb_likelihood(&unet as &dyn ScoreModel<4>, &sde, x, variance, true, &mut noise, progress));
     }
     spinner.finish_and_clear();
     let l = Vlb::merge(parts);
@@ -186,7 +198,7 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
         prior_bits_per_dim: prior,
         kl_bits_per_dim: kl,
         decoder_bits_per_dim: decoder,
-        variance: card.variance.to_string(),
+        variance: variance.to_string(),
         levels,
         clip_denoised: true,
         nfe: l.nfe,
@@ -229,6 +241,9 @@ pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
     }
     if args.n == Some(0) {
         bail!("--n: expected at least 1 point, found 0");
+    }
+    if let (Some(v), Method::Ode) = (args.variance, args.method) {
+        bail!("--variance {v}: the reverse variance enters only the variational bound (--method vlb); the probability-flow ODE has none");
     }
     let source = ModelSource::open(&args.model)?;
     if args.method == Method::Vlb {

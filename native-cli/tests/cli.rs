@@ -669,24 +669,12 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     assert!(read_npy(&out).unwrap().data.iter().all(|x| x.is_finite()));
     run_ok(&["sample", "--model", s(&run_dir), "--sampler", "ancestral", "--variance", "large", "--steps", "6", "--n", "3", "--out", s(&out)]);
 
-    let vlb = |model: &Path| {
-        json_of(&run_ok(&[
-            "likelihood",
-            "--model",
-            s(model),
-            "--method",
-            "vlb",
-            "--data",
-            "mnist-test",
-            "--data-dir",
-            s(&subset),
-            "--n",
-            "3",
-            "--batch",
-            "2",
-            "--json",
-        ]))
+    let vlb_with = |model: &Path, extra: &[&str]| {
+        let args =
+            ["likelihood", "--model", s(model), "--method", "vlb", "--data", "mnist-test", "--data-dir", s(&subset), "--n", "3", "--batch", "2", "--json"];
+        json_of(&run_ok(&[&args[..], extra].concat()))
     };
+    let vlb = |model: &Path| vlb_with(model, &[]);
     let v = vlb(&run_dir);
     let bpd = v["bits_per_dim"].as_f64().unwrap();
     assert!(bpd.is_finite() && bpd > 0.0, "{v}");
@@ -699,6 +687,14 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     let exp = dir.path("hybrid-export");
     run_ok(&["export", "--model", s(&run_dir), "--out", s(&exp)]);
     assert_eq!(vlb(&exp)["bits_per_dim"], v["bits_per_dim"]);
+    // `--variance` overrides the model's own in the bound: the same points, another bound.
+    for fixed in ["small", "large"] {
+        let f = vlb_with(&run_dir, &["--variance", fixed]);
+        assert_eq!(f["variance"].as_str(), Some(fixed), "{f}");
+        let fb = f["bits_per_dim"].as_f64().unwrap();
+        assert!(fb.is_finite() && fb > 0.0 && fb != bpd, "{f} vs {v}");
+    }
+    assert_eq!(vlb_with(&run_dir, &["--variance", "learned"])["bits_per_dim"], v["bits_per_dim"]);
 
     // Errors: the bound of a continuous SDE or a mixture, on continuous data; a learned variance
     // asked of a fixed-variance model; a learned variance or the hybrid loss on a continuous SDE.
@@ -712,6 +708,12 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     run_err(&["likelihood", "--model", s(&mixture), "--method", "vlb", "--data", s(&points)], &["--method vlb", "Gaussian mixture"]);
     run_err(&["likelihood", "--model", s(&run_dir), "--method", "vlb", "--data", s(&points)], &["--method vlb", "8-bit images"]);
     run_err(&["likelihood", "--model", s(&run_dir), "--method", "exact", "--data", s(&points)], &["--method"]);
+    run_err(&["likelihood", "--model", s(&run_dir), "--variance", "small", "--data", s(&points)], &["--variance small", "--method vlb"]);
+    let fixed_run = train_tiny_unet_with(&dir, "fixed-run", ddpm.clone(), serde_json::json!({"kind": "ddpm-simple"}), "small", 1, &[]);
+    run_err(
+        &[&["likelihood", "--model", s(&fixed_run), "--method", "vlb", "--variance", "learned"][..], &data].concat(),
+        &["--variance learned", "no learned variance", "small"],
+    );
     run_err(
         &["sample", "--model", s(&vp_run), "--sampler", "ancestral", "--variance", "learned", "--n", "2", "--out", s(&out)],
         &["--variance learned", "no learned variance"],
