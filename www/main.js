@@ -111,7 +111,7 @@ async function loadImageModel() {
   const info = await call('load-image', { name });
   state.info = info;
   $('img-info').textContent = `${info.name}: ${info.dataset}, ${info.parameters.toLocaleString()} parameters, ` +
-    `${info.steps_trained.toLocaleString()} training steps, SDE ${info.sde.kind}, on ${info.backend}`;
+    `${info.steps_trained.toLocaleString()} training steps, SDE ${info.sde.kind}, ${info.variance} variance, on ${info.backend}`;
   const cond = info.num_classes != null;
   document.querySelectorAll('.cond').forEach((e) => (e.hidden = !cond));
   $('img-label').innerHTML = '<option value="">none</option>' +

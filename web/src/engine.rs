@@ -17,7 +17,7 @@ use scorediff::mixture::{MixtureFile, MixtureScore};
 use scorediff::model::{ScoreFn, ScoreModel};
 use scorediff::nn::{Guided, Mlp, MlpConfig, UNet};
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::{Inpainting, SamplerConfig, SamplerKind, Sampling, Step, slerp};
+use scorediff::sampler::{Inpainting, SamplerConfig, SamplerKind, Sampling, Step, Variance, slerp};
 use scorediff::sde::{Sde, SdeConfig};
 use scorediff::train::{LossConfig, OptimConfig, Trainer};
 use serde::{Deserialize, Serialize};
@@ -79,11 +79,15 @@ pub struct ImageRequest {
     pub label: Option<usize>,
     /// Classifier-free guidance weight `w` (class-conditional models only).
     pub guidance: f64,
+    /// Whether the sampler came without a `variance`: the model's own is used (`learned` for a
+    /// model trained with a learned variance), as on the command line.
+    #[serde(skip)]
+    pub model_variance: bool,
 }
 
 impl Default for ImageRequest {
     fn default() -> Self {
-        Self { sampler: SamplerConfig::new(SamplerKind::Ddim, 50), seed: 0, batch: 16, label: None, guidance: 0.0 }
+        Self { sampler: SamplerConfig::new(SamplerKind::Ddim, 50), seed: 0, batch: 16, label: None, guidance: 0.0, model_variance: true }
     }
 }
 
@@ -116,6 +120,7 @@ pub fn parse_image_request(json: &str) -> Result<ImageRequest, String> {
     let value: serde_json::Value = parse("sampling request", json)?;
     let mut r: ImageRequest = serde_json::from_value(value.clone()).map_err(|e| format!("sampling request: {e}"))?;
     default_spacing(&mut r.sampler, value.get("sampler"));
+    r.model_variance = value.get("sampler").and_then(|s| s.get("variance")).is_none();
     r.sampler.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
     if !(1..=MAX_BATCH).contains(&r.batch) {
         return Err(format!("batch: expected 1 to {MAX_BATCH} images, found {}", r.batch));
@@ -184,6 +189,7 @@ impl ImageModel {
             "steps_trained": self.card.steps_trained,
             "num_classes": self.num_classes(),
             "sde": self.card.sde,
+            "variance": self.card.variance.to_string(),
             "backend": self.target.backend.name(),
         })
     }
@@ -195,6 +201,18 @@ impl ImageModel {
             (None, _) if r.guidance != 0.0 => Err("guidance: choose a class to guide towards".into()),
             _ => Ok(()),
         }
+    }
+
+    /// The request's sampler, with the model's own variance unless the request names one; a
+    /// learned variance asked of a model that has none is an error.
+    fn sampler(&self, r: &ImageRequest) -> Result<SamplerConfig, String> {
+        let mut config = r.sampler.clone();
+        if r.model_variance {
+            config.variance = self.card.variance;
+        } else if config.variance == Variance::Learned && self.card.variance != Variance::Learned {
+            return Err(format!("sampler.variance: `{}` has no learned variance (its variance is {}); use small or large", self.card.name, self.card.variance));
+        }
+        Ok(config)
     }
 
     fn backend_for(&self, kind: SamplerKind) -> Backend {
@@ -213,7 +231,7 @@ impl ImageModel {
         let device = self.device(backend);
         let [c, h, w] = self.image_shape();
         let mut noise = NoiseSource::new(r.seed);
-        let state = Sampling::new(&r.sampler, self.sde.as_ref(), [r.batch, c, h, w], &mut noise, &device);
+        let state = Sampling::new(&self.sampler(r)?, self.sde.as_ref(), [r.batch, c, h, w], &mut noise, &device);
         Ok(Run::image(self.clone(), r, backend, ImageState::Sampling(state), noise))
     }
 
@@ -240,7 +258,7 @@ impl ImageModel {
             values.extend(z.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
         }
         let z = Tensor::<4>::from_data(TensorData::new(values, [alphas.len(), c, h, w]), &device);
-        let state = Sampling::from_state(&r.sampler, self.sde.as_ref(), z);
+        let state = Sampling::from_state(&self.sampler(r)?, self.sde.as_ref(), z);
         let r = ImageRequest { batch: alphas.len(), ..r.clone() };
         Ok(Run::image(self.clone(), &r, backend, ImageState::Sampling(state), NoiseSource::new(r.seed)))
     }
@@ -259,7 +277,7 @@ impl ImageModel {
         let device = self.device(backend);
         let rep = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.repeat(r.batch), [r.batch, c, h, w]), &device);
         let mut noise = NoiseSource::new(r.seed);
-        let state = Inpainting::new(&r.sampler, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)?;
+        let state = Inpainting::new(&self.sampler(r)?, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)?;
         Ok(Run::image(self.clone(), r, backend, ImageState::Inpainting(state), noise))
     }
 }
