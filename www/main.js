@@ -211,7 +211,7 @@ $('inp-from').onclick = () => {
   drawInpaint();
 };
 $('inp-run').onclick = () => guarded('inpaint', async () => {
-  const request = imageRequest(4);
+  const request = { ...imageRequest(4), resample: Math.max(1, +$('inp-resample').value || 1) };
   await runImages('inpaint', { request, image: Array.from(inp.image), mask: Array.from(inp.mask) }, $('inp-out'), 4);
 });
 

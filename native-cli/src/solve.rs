@@ -9,7 +9,8 @@
 //!   `inpaint`, the low-resolution image for `super-resolution`, a blurred one for the blurs, a
 //!   grey one for `colorize`), and there is no ground truth. `--test-index K` takes test image
 //!   `K` of the model's data set instead.
-//! - Methods: `projection` (score-SDE projection, `scorediff::inverse::Projection`), `dps`
+//! - Methods: `projection` (score-SDE projection, `scorediff::inverse::Projection`, with
+//!   RePaint's resampling under `--resample U`), `dps`
 //!   (diffusion posterior sampling on ancestral or DDIM steps), `sdedit` (SDEdit from the
 //!   task's baseline reconstruction noised to `--t0`).
 
@@ -132,6 +133,10 @@ pub struct MethodOpts {
     /// SDEdit: the time the baseline reconstruction is noised to, in (0, 1].
     #[arg(long, value_name = "T", default_value_t = 0.5)]
     t0: f64,
+    /// Projection: take each level's step U times, noising the projected state back in between
+    /// (RePaint's resampling, jump length 1; U network evaluations per level; 1: plain replacement).
+    #[arg(long, value_name = "U", default_value_t = 1)]
+    pub(crate) resample: usize,
     #[command(flatten)]
     opts: SamplerOpts,
 }
@@ -243,7 +248,8 @@ pub fn reconstruct(
         Method::Projection => {
             check_projection(task, op.as_ref())?;
             let lin = op.linear().expect("checked: linear");
-            let mut run = Projection::with_operator(&config, sde, lin, y, shape, noise, device).map_err(|e| anyhow!(e))?;
+            let run = Projection::with_operator(&config, sde, lin, y, shape, noise, device).map_err(|e| anyhow!(e))?;
+            let mut run = run.with_resampling(opts.resample, &config).map_err(|e| anyhow!("--{e}"))?;
             while run.next(&f, noise) {
                 let (k, n) = run.progress();
                 on_step(k, n);
@@ -449,6 +455,8 @@ pub fn solve(args: &SolveArgs) -> Result<()> {
     let op = task.build(model.shape, &device).map_err(|e| anyhow!("--task {}: {e}", args.task))?;
     if args.method == Method::Projection {
         check_projection(&task, op.as_ref())?;
+    } else if args.opts.method.resample != 1 {
+        bail!("--resample {}: RePaint's resampling is for --method projection, found --method {}", args.opts.method.resample, args.method.name());
     }
     let mut noise = NoiseSource::new(args.seed);
     // The ground truth (when known) and the measurement.

@@ -61,7 +61,7 @@ pub struct SolveEvalArgs {
 struct Row {
     task: TaskKind,
     operator: String,
-    /// `projection`, `dps`, `sdedit` or `baseline: <name>`.
+    /// `projection` (`projection, resample U`), `dps`, `sdedit` or `baseline: <name>`.
     method: String,
     n: usize,
     psnr: Option<f64>,
@@ -180,7 +180,9 @@ pub fn solve_eval(args: &SolveEvalArgs) -> Result<()> {
             rows.push(row);
         }
         for (mi, &method) in args.methods.iter().enumerate() {
-            let row = Row::new(task, &operator, method.name().to_string());
+            let resample = args.opts.method.resample;
+            let label = if method == Method::Projection && resample > 1 { format!("projection, resample {resample}") } else { method.name().to_string() };
+            let row = Row::new(task, &operator, label);
             if method == Method::Projection && !Task::supports_projection(op.as_ref()) {
                 rows.push(row.skipped(format!("no pseudo-inverse of the form A^T / c for {operator}")));
                 continue;

@@ -66,6 +66,7 @@ fn solve_writes_the_panel_and_reports_psnr_and_ssim_for_every_task() {
     let data = subset();
     for (task, method, extra) in [
         ("inpaint", "projection", vec![]),
+        ("inpaint", "projection", vec!["--resample", "3"]),
         ("inpaint", "dps", vec![]),
         ("inpaint", "sdedit", vec!["--t0", "0.3"]),
         ("super-resolution", "dps", vec!["--sampler", "ddim"]),
@@ -77,6 +78,7 @@ fn solve_writes_the_panel_and_reports_psnr_and_ssim_for_every_task() {
         let out = dir.path(&format!("{task}-{method}.png"));
         let mut args = solve_args(s(&model), task, method, s(&out), s(&data));
         args.extend(["--test-index", "0"]);
+        let resample = if extra.contains(&"--resample") { 3 } else { 1 };
         args.extend(extra);
         let v = json(&args);
         let columns = v["columns"].as_array().unwrap().len();
@@ -85,7 +87,8 @@ fn solve_writes_the_panel_and_reports_psnr_and_ssim_for_every_task() {
         let (w, h, c, px) = read_png(&out);
         assert_eq!((w, h, c), (columns * 28 + (columns + 1) * 2, 32, 1), "{task}");
         assert_eq!(px.len(), w * h);
-        assert_eq!(v["nfe"], 3, "{v}");
+        // RePaint retakes each of the 3 steps but the last `resample` times.
+        assert_eq!(v["nfe"], 3 + 2 * (resample - 1), "{v}");
         let (p, q) = (v["psnr"].as_f64().unwrap(), v["ssim"].as_f64().unwrap());
         assert!(p.is_finite() && (-1.0..=1.0).contains(&q), "{v}");
         if task == "phase-retrieval" {
@@ -192,6 +195,9 @@ fn bad_input_gives_one_error_line_naming_what_is_expected() {
     check(base("inpaint", "dps"), &["--test-index", "0", "--noise", "gaussian:x"], &["--noise", "gaussian:SIGMA"]);
     check(base("inpaint", "dps"), &["--test-index", "0", "--sampler", "ode-euler"], &["dps", "ancestral or ddim"]);
     check(base("inpaint", "dps"), &[], &["--input"]);
+    check(base("inpaint", "dps"), &["--test-index", "0", "--resample", "4"], &["--resample 4", "--method projection", "found --method dps"]);
+    check(base("inpaint", "projection"), &["--test-index", "0", "--resample", "0"], &["--resample", "at least 1"]);
+    check(base("inpaint", "projection"), &["--test-index", "0", "--resample", "2", "--sampler", "dpm-solver2m"], &["--resample", "dpm-solver2m", "ancestral"]);
 }
 
 #[test]

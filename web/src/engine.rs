@@ -79,6 +79,8 @@ pub struct ImageRequest {
     pub label: Option<usize>,
     /// Classifier-free guidance weight `w` (class-conditional models only).
     pub guidance: f64,
+    /// Inpainting: RePaint's steps per level (1: plain replacement).
+    pub resample: usize,
     /// Whether the sampler came without a `variance`: the model's own is used (`learned` for a
     /// model trained with a learned variance), as on the command line.
     #[serde(skip)]
@@ -87,12 +89,20 @@ pub struct ImageRequest {
 
 impl Default for ImageRequest {
     fn default() -> Self {
-        Self { sampler: SamplerConfig::new(SamplerKind::Ddim, 50), seed: 0, batch: 16, label: None, guidance: 0.0, model_variance: true }
+        Self { sampler: SamplerConfig::new(SamplerKind::Ddim, 50), seed: 0, batch: 16, label: None, guidance: 0.0, resample: 1, model_variance: true }
     }
+}
+
+/// RePaint's resampling belongs to inpainting only.
+fn only_inpainting_resamples(r: &ImageRequest) -> Result<(), String> {
+    if r.resample == 1 { Ok(()) } else { Err(format!("resample: only inpainting resamples; expected 1, found {}", r.resample)) }
 }
 
 /// The largest batch the page may ask for.
 pub const MAX_BATCH: usize = 64;
+
+/// The most RePaint steps per level the page may ask for.
+pub const MAX_RESAMPLE: usize = 20;
 
 fn parse<T: for<'de> Deserialize<'de>>(what: &str, json: &str) -> Result<T, String> {
     serde_json::from_str(json).map_err(|e| format!("{what}: {e}"))
@@ -124,6 +134,9 @@ pub fn parse_image_request(json: &str) -> Result<ImageRequest, String> {
     r.sampler.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
     if !(1..=MAX_BATCH).contains(&r.batch) {
         return Err(format!("batch: expected 1 to {MAX_BATCH} images, found {}", r.batch));
+    }
+    if !(1..=MAX_RESAMPLE).contains(&r.resample) {
+        return Err(format!("resample: expected 1 to {MAX_RESAMPLE} steps per level, found {}", r.resample));
     }
     if !r.guidance.is_finite() || r.guidance < 0.0 {
         return Err(format!("guidance: expected a finite weight >= 0, found {}", r.guidance));
@@ -226,6 +239,7 @@ impl ImageModel {
     /// Starts sampling from the prior.
     pub fn sample(self: &Rc<Self>, r: &ImageRequest) -> Result<Run, String> {
         self.check_label(r)?;
+        only_inpainting_resamples(r)?;
         let backend = self.backend_for(r.sampler.kind);
         self.net(backend)?;
         let device = self.device(backend);
@@ -241,6 +255,7 @@ impl ImageModel {
     /// path of images. `r.seed` seeds the sampler's own noise, if any.
     pub fn interpolate(self: &Rc<Self>, r: &ImageRequest, seed_a: u64, seed_b: u64, alphas: &[f64]) -> Result<Run, String> {
         self.check_label(r)?;
+        only_inpainting_resamples(r)?;
         if alphas.is_empty() || alphas.len() > MAX_BATCH || alphas.iter().any(|a| !(0.0..=1.0).contains(a)) {
             return Err(format!("alphas: expected 1 to {MAX_BATCH} numbers in [0, 1], found {alphas:?}"));
         }
@@ -264,7 +279,8 @@ impl ImageModel {
     }
 
     /// Starts inpainting `r.batch` copies of one image `y` (`[c, h, w]` values in `[-1, 1]`)
-    /// where `mask` (same length, 1 = keep, 0 = fill) says which pixels are known.
+    /// where `mask` (same length, 1 = keep, 0 = fill) says which pixels are known, by the
+    /// projection method with `r.resample` steps per level (RePaint's resampling when above 1).
     pub fn inpaint(self: &Rc<Self>, r: &ImageRequest, y: &[f32], mask: &[f32]) -> Result<Run, String> {
         self.check_label(r)?;
         let [c, h, w] = self.image_shape();
@@ -277,7 +293,8 @@ impl ImageModel {
         let device = self.device(backend);
         let rep = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.repeat(r.batch), [r.batch, c, h, w]), &device);
         let mut noise = NoiseSource::new(r.seed);
-        let state = Inpainting::new(&self.sampler(r)?, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)?;
+        let config = self.sampler(r)?;
+        let state = Inpainting::new(&config, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)?.with_resampling(r.resample, &config)?;
         Ok(Run::image(self.clone(), r, backend, ImageState::Inpainting(state), noise))
     }
 }

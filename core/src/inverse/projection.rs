@@ -14,6 +14,14 @@
 //! directions of colorization, the detail that average pooling removes) follows the reverse
 //! process conditioned, approximately, on the measured one; at the end `A x = y` exactly.
 //! For a mask `A^+ A` is the mask itself and this is inpainting by replacement ([`Inpainting`]).
+//!
+//! Replacement alone harmonises poorly: the unmeasured part sees the measured one only through
+//! the score at each level, and a large hole is filled with something the context does not
+//! support. RePaint's resampling (Lugmayr et al., CVPR 2022, Algorithm 1, jump length 1) fixes
+//! much of it: after the step from `t` to `s` and the projection, the state is noised back to
+//! `t` by the forward transition `x_t = a x_s + std z` ([`Sde::transition`]) and the step is
+//! taken again, `U` times in all per level ([`Projection::with_resampling`]; `U = 1` is the
+//! plain method). It costs `U` network evaluations per level.
 //! Diffusion posterior sampling ([`super::dps`]) handles noisy and non-linear measurements.
 //!
 //! # Shapes
@@ -31,6 +39,8 @@ use burn::tensor::{Device, Tensor};
 pub struct Projection<const D: usize, O> {
     run: Sampling<D>,
     measured: Measured<D, O>,
+    /// RePaint's `U`: steps taken per level (1: plain replacement).
+    resample: usize,
 }
 
 /// Projection inpainting: the projection method with a [`Mask`].
@@ -88,7 +98,27 @@ impl<const D: usize, O: LinearOperator<D>> Projection<D, O> {
         let mut run = Sampling::new(config, sde, shape, noise, device);
         let t = run.time();
         run.state = measured.project(run.state.clone(), sde, t, noise);
-        Ok(Self { run, measured })
+        Ok(Self { run, measured, resample: 1 })
+    }
+
+    /// Takes every level's step `u` times, noising the projected state back in between
+    /// (RePaint's resampling with jump length 1; `u = 1` is the plain method).
+    ///
+    /// # Errors
+    /// When `u` is 0, or above 1 for a sampler whose steps cannot be retaken (DPM-Solver++(2M)
+    /// remembers the previous step; RK45 and annealed Langevin have no fixed grid of steps).
+    pub fn with_resampling(mut self, u: usize, config: &SamplerConfig) -> Result<Self, String> {
+        if u == 0 {
+            return Err("resample: expected at least 1 step per level (1: no resampling), found 0".into());
+        }
+        if u > 1 && !config.kind.can_rewind() {
+            return Err(format!(
+                "resample: {} cannot retake a step (it is multistep or adaptive); expected a one-step sampler such as ancestral or ddim, or resample 1",
+                config.kind.name()
+            ));
+        }
+        self.resample = u;
+        Ok(self)
     }
 
     /// The current state.
@@ -106,14 +136,29 @@ impl<const D: usize, O: LinearOperator<D>> Projection<D, O> {
         self.run.is_done()
     }
 
-    /// One sampler step followed by the projection; returns `false` once finished.
+    /// One level: the sampler step followed by the projection, retaken from a re-noised state
+    /// while resampling asks for it; returns `false` once finished.
     pub fn next(&mut self, f: &ScoreFn<D>, noise: &mut NoiseSource) -> bool {
-        if !self.run.next(f, noise) {
+        if self.run.is_done() {
             return false;
         }
-        // At the end the measured component is the observation itself.
-        let t = if self.run.is_done() { 0.0 } else { self.run.time() };
-        self.run.state = self.measured.project(self.run.state.clone(), f.sde(), t, noise);
+        let sde = f.sde();
+        for u in 1..=self.resample {
+            let t = self.run.time();
+            self.run.next(f, noise);
+            // At the end the measured component is the observation itself.
+            let done = self.run.is_done();
+            let s = if done { 0.0 } else { self.run.time() };
+            self.run.state = self.measured.project(self.run.state.clone(), sde, s, noise);
+            if done || u == self.resample || !self.run.rewind() {
+                break;
+            }
+            // Back to `t` by the forward process, `x_t = a x_s + std z`.
+            let (a, std) = sde.transition(s, t);
+            let x = self.run.state.x.clone();
+            let z = noise.normal(x.dims(), &x.device());
+            self.run.state = Step::deterministic(x.mul_scalar(a) + z.mul_scalar(std));
+        }
         true
     }
 
@@ -174,6 +219,62 @@ mod tests {
         // Standard error of the mean is 0.3 / 20 = 0.015; the projection method is approximate.
         assert!((mean - 2.0).abs() < 0.15, "mean of the filled coordinate {mean}, expected 2");
         assert!((0.2..0.45).contains(&std), "std of the filled coordinate {std}, expected 0.3");
+    }
+
+    /// Replacement's known bias and RePaint's cure. Components at `(-1, -1)` and `(1, 1)`
+    /// (std 0.5), `x1 = 0.5` observed: the exact posterior puts `w = 1 / (1 + e^-4) = 0.982`
+    /// of `x2` on the second component. Plain replacement (U = 1) under-uses the observation
+    /// (measured: 71% of the samples on that side); resampling moves the share towards `w` as
+    /// `U` grows (measured: 84% at U = 3, 95% at U = 10). With n = 4000 the standard error of
+    /// a share is at most 0.008, so each step up in U must gain more than 4 of them, and U = 10
+    /// must come within 0.05 of `w`.
+    #[test]
+    fn resampling_moves_replacement_towards_the_exact_posterior() {
+        let dev = device();
+        let mixture = GaussianMixture::new(vec![0.5, 0.5], vec![vec![-1.0, -1.0], vec![1.0, 1.0]], vec![0.5, 0.5]).unwrap();
+        let sde = VpSde::new(0.1, 20.0).unwrap();
+        let model = MixtureScore::new(mixture, Box::new(sde.clone()), &dev).unwrap();
+        let f = ScoreFn::new(&model, &sde);
+        let n = 4000;
+        let y = Tensor::<2>::from_data(TensorData::new([0.5f32, 0.0].repeat(n), [n, 2]), &dev);
+        let mask = Tensor::<2>::from_data(TensorData::new([1.0f32, 0.0].repeat(n), [n, 2]), &dev);
+        let config = SamplerConfig::new(SamplerKind::Ancestral, 20);
+        let share = |u: usize| {
+            let mut noise = NoiseSource::new(7);
+            let mut run = Inpainting::new(&config, &sde, y.clone(), mask.clone(), &mut noise, &dev).unwrap().with_resampling(u, &config).unwrap();
+            let mut levels = 0;
+            while run.next(&f, &mut noise) {
+                levels += 1;
+            }
+            assert_eq!(levels, 20, "one call of next per level, whatever U");
+            let out = to_vec(run.output());
+            assert!(out.iter().step_by(2).all(|&v| v == 0.5), "known coordinate changed");
+            out.iter().skip(1).step_by(2).filter(|&&v| v > 0.0).count() as f64 / n as f64
+        };
+        let w = 1.0 / (1.0 + (-4.0f64).exp());
+        let shares = [share(1), share(3), share(10)];
+        let se = (0.25 / n as f64).sqrt();
+        assert!(shares[0] < w - 0.15, "plain replacement: {shares:?}, exact {w}");
+        assert!(shares[1] > shares[0] + 4.0 * se && shares[2] > shares[1] + 4.0 * se, "resampling does not help: {shares:?}");
+        assert!((shares[2] - w).abs() < 0.05, "U = 10: {} vs exact {w}", shares[2]);
+    }
+
+    #[test]
+    fn resampling_needs_a_sampler_that_can_retake_a_step() {
+        let dev = device();
+        let sde = VpSde::new(0.1, 20.0).unwrap();
+        let y = Tensor::<2>::zeros([3, 2], &dev);
+        let mask = Tensor::<2>::ones([3, 2], &dev);
+        let run = |kind, u| {
+            let config = SamplerConfig::new(kind, 5);
+            Inpainting::new(&config, &sde, y.clone(), mask.clone(), &mut NoiseSource::new(0), &dev).unwrap().with_resampling(u, &config).err()
+        };
+        let e = run(SamplerKind::DpmSolver2m, 2).unwrap();
+        assert!(e.contains("resample") && e.contains("dpm-solver2m"), "{e}");
+        assert!(run(SamplerKind::DpmSolver2m, 1).is_none());
+        assert!(run(SamplerKind::Ddim, 4).is_none());
+        let e = run(SamplerKind::Ancestral, 0).unwrap();
+        assert!(e.contains("at least 1"), "{e}");
     }
 
     /// Colorization with the channel mean. Two equally likely colours, red `(0.8, -0.4, -0.4)`

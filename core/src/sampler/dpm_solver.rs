@@ -38,4 +38,7 @@ impl<const D: usize> Transition<D> for DpmSolver2M<D> {
         self.prev = Some((x0, h));
         Step::deterministic(x.mul_scalar(ss / st) - d.mul_scalar(ms * (-h).exp_m1()))
     }
+    fn memoryless(&self) -> bool {
+        false
+    }
 }

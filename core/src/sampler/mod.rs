@@ -76,12 +76,23 @@ pub trait Sampler<const D: usize> {
     fn progress(&self) -> (usize, usize);
     /// The time the current state is at.
     fn time(&self) -> f64;
+    /// Steps back to the previous time of the grid, so that the step just taken can be taken
+    /// again from a re-noised state (RePaint's resampling); `false`, changing nothing, at the
+    /// start or for samplers whose steps remember earlier ones (multistep, adaptive).
+    fn rewind(&mut self) -> bool {
+        false
+    }
 }
 
 /// One transition of a grid sampler, from `t` to `t_next < t`.
 pub trait Transition<const D: usize> {
     /// Moves `x` at time `t` to time `t_next`.
     fn transition(&mut self, x: Tensor<D>, t: f64, t_next: f64, f: &ScoreFn<D>, noise: &mut NoiseSource) -> Step<D>;
+    /// Whether a step depends on its state and times alone, so that the grid may step back and
+    /// take it again (false for multistep methods, which keep the previous prediction).
+    fn memoryless(&self) -> bool {
+        true
+    }
 }
 
 /// A transition computed from the model's prediction at `(x, t)` alone (DDPM ancestral, DDIM):
@@ -119,6 +130,13 @@ impl<const D: usize, T: Transition<D>> Sampler<D> for GridSampler<T> {
     }
     fn time(&self) -> f64 {
         self.times[self.k]
+    }
+    fn rewind(&mut self) -> bool {
+        if self.k == 0 || !self.transition.memoryless() {
+            return false;
+        }
+        self.k -= 1;
+        true
     }
 }
 
@@ -280,6 +298,13 @@ impl SamplerKind {
         (SamplerKind::OdeRk45, "ode-rk45", "probability-flow ODE, adaptive Dormand-Prince RK45; --rtol, --atol"),
         (SamplerKind::DpmSolver2m, "dpm-solver2m", "DPM-Solver++(2M), multistep 2nd order for few steps"),
     ];
+
+    /// Whether the sampler's steps can be retaken from another state at the same time
+    /// ([`Sampler::rewind`]): every one-step grid sampler; not DPM-Solver++(2M) (multistep),
+    /// RK45 (adaptive) or annealed Langevin (no reverse steps).
+    pub fn can_rewind(self) -> bool {
+        !matches!(self, Self::DpmSolver2m | Self::OdeRk45 | Self::Ald)
+    }
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
@@ -461,6 +486,12 @@ impl<const D: usize> Sampling<D> {
     /// Whether sampling has finished.
     pub fn is_done(&self) -> bool {
         self.finished
+    }
+
+    /// Steps the sampler back one time of its grid without touching the state (see
+    /// [`Sampler::rewind`]; the caller puts a state at that time); `false` once finished.
+    pub fn rewind(&mut self) -> bool {
+        !self.finished && self.sampler.rewind()
     }
 
     /// Takes one step; returns `false` once finished.

@@ -1,6 +1,9 @@
-//! The page samples a model trained with a learned variance (Nichol & Dhariwal 2021) with that
-//! variance unless the request names another, as `native-cli sample` does; a learned variance
-//! asked of a fixed-variance model is refused with a message naming both.
+//! What the page's requests do beyond the sampler itself, on native Flex:
+//! - a model trained with a learned variance (Nichol & Dhariwal 2021) samples with it unless
+//!   the request names another, as `native-cli sample` does; a learned variance asked of a
+//!   fixed-variance model is refused with a message naming both;
+//! - inpainting takes RePaint's `resample` (U network evaluations per level but the last);
+//!   sampling and interpolation refuse it.
 #![cfg(not(target_arch = "wasm32"))]
 
 use scorediff::burn::tensor::Device;
@@ -66,4 +69,30 @@ fn a_fixed_variance_model_keeps_its_own_and_refuses_a_learned_one() {
     assert_eq!(sample(&fixed, None).unwrap(), sample(&fixed, Some("small")).unwrap());
     let err = sample(&fixed, Some("learned")).unwrap_err();
     assert!(err.contains("sampler.variance") && err.contains("no learned variance") && err.contains("small"), "{err}");
+}
+
+#[test]
+fn inpainting_resamples_and_sampling_refuses_to() {
+    let model = model(Variance::Small);
+    let inpaint = |resample: usize| -> Result<(usize, Vec<f32>), String> {
+        let request =
+            parse_image_request(&format!(r#"{{"sampler": {{"kind": "ddim", "steps": 4, "eta": 1}}, "seed": 2, "batch": 1, "resample": {resample}}}"#))?;
+        let y = vec![-1.0f32; 784];
+        let mask: Vec<f32> = (0..784).map(|i| if (i / 28) < 14 { 1.0 } else { 0.0 }).collect();
+        let mut run = model.inpaint(&request, &y, &mask)?;
+        while run.step()? {}
+        Ok((run.nfe(), read_sync(run.state_tensor())?))
+    };
+    let (nfe1, plain) = inpaint(1).unwrap();
+    let (nfe3, resampled) = inpaint(3).unwrap();
+    // Four levels; each but the last is taken three times.
+    assert_eq!((nfe1, nfe3), (4, 4 + 3 * 2));
+    // The known half is kept exactly; the hole differs once the steps are retaken.
+    assert!(plain[..392].iter().chain(&resampled[..392]).all(|&v| v == -1.0));
+    assert!(plain[392..].iter().zip(&resampled[392..]).any(|(a, b)| (a - b).abs() > 1e-3));
+    let err = inpaint(0).unwrap_err();
+    assert!(err.contains("resample") && err.contains("found 0"), "{err}");
+    let request = parse_image_request(r#"{"sampler": {"kind": "ddim", "steps": 4}, "batch": 1, "resample": 2}"#).unwrap();
+    let err = model.sample(&request).err().unwrap();
+    assert!(err.contains("resample") && err.contains("only inpainting"), "{err}");
 }
