@@ -5,9 +5,10 @@
 //! Threshold for the toys (as in `train.rs`): the energy distance of 1000 DDIM samples to
 //! fresh data must be below a quarter of that of the data's best Gaussian fit.
 //!
-//! The MNIST model must sample digits: on 16 ancestral samples (50 steps) the shipped classifier
-//! must be confident (mean max-softmax above 0.7; a uniform guess gives 0.1, the model measured
-//! 0.91 on 64 samples, and a max-softmax lies in [0.1, 1], so its standard deviation is at most
+//! The MNIST models must sample digits: on 16 ancestral samples (50 steps, each model with its
+//! own variance) the shipped classifier must be confident (mean max-softmax above 0.7; a
+//! uniform guess gives 0.1, both models measured above 0.9 on 64 samples, and a max-softmax
+//! lies in [0.1, 1], so its standard deviation is at most
 //! 0.45 and the mean of 16 has a standard error of at most 0.11: 0.7 is two of them below) and
 //! not collapse onto few classes (class-histogram entropy above 2 bits; 16 draws from ten equally likely classes give
 //! about 2.9 bits, one class 0).
@@ -28,15 +29,18 @@ use std::path::PathBuf;
 
 const N: usize = 1000;
 
+/// The image score models that may be shipped: MNIST with `L_simple` (fixed variance) and with
+/// `L_hybrid` (learned variance), Fashion-MNIST.
+const IMAGE_MODELS: [&str; 3] = ["mnist", "mnist-hybrid", "fashion-mnist"];
+
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../www/models")
 }
 
-/// The shipped score models: one per toy (required), and the image models present
-/// (MNIST and Fashion-MNIST are still training: they are checked once they are committed).
+/// The shipped score models: one per toy (required), and the image models present.
 fn shipped() -> Vec<String> {
     let mut names: Vec<String> = Toy::ALL.iter().map(|t| t.name().to_string()).collect();
-    names.extend(["mnist", "fashion-mnist"].into_iter().filter(|n| models_dir().join(n).join("model.json").is_file()).map(String::from));
+    names.extend(IMAGE_MODELS.into_iter().filter(|n| models_dir().join(n).join("model.json").is_file()).map(String::from));
     names
 }
 
@@ -80,19 +84,26 @@ fn the_shipped_toy_models_sample_their_distributions() {
     }
 }
 
+/// Each shipped MNIST model, sampled with its own variance (learned for `mnist-hybrid`).
 #[test]
-fn the_shipped_mnist_model_samples_digits() {
-    let dir = models_dir().join("mnist");
-    if !dir.join("model.json").is_file() {
-        return;
+fn the_shipped_mnist_models_sample_digits() {
+    let mnist = ["mnist", "mnist-hybrid"];
+    assert!(models_dir().join("mnist/model.json").is_file(), "www/models/mnist is the page's default model");
+    for name in mnist.into_iter().filter(|n| models_dir().join(n).join("model.json").is_file()) {
+        samples_digits(name);
     }
+}
+
+fn samples_digits(name: &str) {
+    let dir = models_dir().join(name);
     let device = Device::flex();
     let stored = read_dir(&dir).unwrap();
-    let LoadedNet::Image(unet) = stored.load(&device).unwrap() else { panic!("mnist: expected a U-Net") };
+    let LoadedNet::Image(unet) = stored.load(&device).unwrap() else { panic!("{name}: expected a U-Net") };
     let sde = stored.card.sde().unwrap();
     let f = ScoreFn::new(&unet, sde.as_ref());
     let n = 16;
-    let x = sample(&SamplerConfig::new(SamplerKind::Ancestral, 50), &f, [n, 1, 28, 28], &mut NoiseSource::new(3), &device, |_, _, _| {});
+    let config = SamplerConfig { variance: stored.card.variance, ..SamplerConfig::new(SamplerKind::Ancestral, 50) };
+    let x = sample(&config, &f, [n, 1, 28, 28], &mut NoiseSource::new(3), &device, |_, _, _| {});
     let (_, classifier) = load_classifier_dir(&models_dir().join("classifier-mnist"), &device).unwrap();
     let logits: Vec<f64> = classifier.forward(x, None).into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
     let confidence = mean_max_softmax(&logits, 10);
@@ -101,7 +112,7 @@ fn the_shipped_mnist_model_samples_digits() {
         counts[(0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap()] += 1;
     }
     let entropy = histogram_entropy_bits(&counts);
-    println!("mnist: classifier confidence {confidence:.3}, class entropy {entropy:.3} bits, histogram {counts:?}");
-    assert!(confidence > 0.7, "mnist samples are not digit-like: confidence {confidence}");
-    assert!(entropy > 2.0, "mnist samples collapse onto few classes: {counts:?}");
+    println!("{name}: classifier confidence {confidence:.3}, class entropy {entropy:.3} bits, histogram {counts:?}");
+    assert!(confidence > 0.7, "{name} samples are not digit-like: confidence {confidence}");
+    assert!(entropy > 2.0, "{name} samples collapse onto few classes: {counts:?}");
 }
