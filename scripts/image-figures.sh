@@ -14,8 +14,8 @@ name=$(basename "$model")
 samplers=${SAMPLERS:-ancestral ddim euler-maruyama ode-heun dpm-solver2m}
 steps=${STEPS:-10 20 50 100 1000}
 eval_steps=${EVAL_STEPS:-10 20 50 100}
-cargo build --locked -p native-cli
-cli=target/debug/native-cli
+cargo build --locked --release -p native-cli
+cli=target/release/native-cli
 mkdir -p "docs/samples/$name" out
 jsonl=out/figures-$name.jsonl
 : > "$jsonl"
