@@ -85,8 +85,12 @@ fn native_flex_matches_the_reference_file() {
     let want: BTreeMap<String, Vec<f32>> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "cases differ from {REFERENCE}");
     for (name, w) in &want {
-        // Same code, same platform: only summation order could differ.
+        // Same code, but the file may come from another x86 CPU: Flex's kernels take the host's
+        // widest vectors (AVX2 or AVX-512), which changes the order of sums, and two guided
+        // ancestral steps (w = 1.5) amplify that (measured: 1.47e-4 on an AVX-512 machine
+        // against the file written on an AVX2 one). So the bound of Flex in wasm (browser.rs),
+        // 5e-4 of `1 + |x|`; a wrong kernel, layout or seed differs by order 1.
         let d = max_rel_diff(&got[name], w);
-        assert!(d < 1e-4, "{name}: native Flex differs from {REFERENCE} by {d} (run with SCOREDIFF_BLESS=1 if the change is intended)");
+        assert!(d < 5e-4, "{name}: native Flex differs from {REFERENCE} by {d} (run with SCOREDIFF_BLESS=1 if the change is intended)");
     }
 }
