@@ -6,6 +6,7 @@
 //!   class-conditional with classifier-free guidance ([`Guided`], Ho & Salimans 2022).
 //! - [`mlp`]: a residual MLP for low-dimensional data.
 //! - [`flops`]: the U-Net's floating-point operations per forward pass (benchmarks' GFLOP/s).
+//! - [`fused`]: GroupNorm + SiLU as one operation, a fused CPU kernel with its gradient on Flex.
 //! - [`classifier`]: a small CNN image classifier, the feature space of `eval`'s Frechet distance.
 //!
 //! Both networks implement [`crate::model::ScoreModel`] in the parameterization named by their
@@ -26,6 +27,7 @@
 pub mod classifier;
 pub mod embedding;
 pub mod flops;
+pub mod fused;
 pub mod mlp;
 pub mod unet;
 

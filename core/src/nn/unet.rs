@@ -26,6 +26,7 @@
 
 use super::NnError;
 use super::embedding::{TimeEmbedder, TimeEmbedding};
+use super::fused::group_norm_silu;
 use crate::model::{Conditional, ScoreModel};
 use crate::param::Parameterization;
 use burn::config::Config;
@@ -283,11 +284,11 @@ impl ResBlock {
     /// - `emb`: `[batch, emb_dim]`
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone()))); // [b, cout, h, w]
+        let h = self.conv1.forward(group_norm_silu(&self.norm1, x.clone(), true)); // [b, cout, h, w]
         let [b, c, _, _] = h.dims();
         let e = self.emb_proj.forward(silu(emb)).reshape([b, c, 1, 1]); // [b, cout, 1, 1]
         let h = h + e;
-        let h = self.conv2.forward(self.dropout.forward(silu(self.norm2.forward(h)))); // [b, cout, h, w]
+        let h = self.conv2.forward(self.dropout.forward(group_norm_silu(&self.norm2, h, true))); // [b, cout, h, w]
         let x = match &self.skip {
             Some(skip) => skip.forward(x),
             None => x,
@@ -336,7 +337,7 @@ impl AttentionBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let n = h * w;
-        let qkv = self.qkv.forward(self.norm.forward(x.clone())); // [b, 3c, h, w]
+        let qkv = self.qkv.forward(group_norm_silu(&self.norm, x.clone(), false)); // [b, 3c, h, w]
         let q = qkv.clone().narrow(1, 0, c).reshape([b, c, n]); // [b, c, n]
         let k = qkv.clone().narrow(1, c, c).reshape([b, c, n]); // [b, c, n]
         let v = qkv.narrow(1, 2 * c, c).reshape([b, c, n]); // [b, c, n]
@@ -504,7 +505,7 @@ impl UNet {
                 h = up.forward(upsample_nearest2(h, [sh, sw])); // [b, c_level, h_above, w_above]
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h))) // [b, out_channels, height, width]
+        self.conv_out.forward(group_norm_silu(&self.norm_out, h, true)) // [b, out_channels, height, width]
     }
 }
 

@@ -1,0 +1,513 @@
+//! GroupNorm followed by SiLU as one operation, with a fused CPU kernel and its hand-derived
+//! gradient.
+//!
+//! GroupNorm (Wu & He 2018, eqs. 1-2 and 4): for each sample and each group of `C / G`
+//! channels, `x_hat = (x - mu) / sqrt(sigma^2 + eps)` with the group's mean `mu` and biased
+//! variance `sigma^2` over its channels and positions, then `z = gamma_c x_hat + beta_c` per
+//! channel. SiLU (Elfwing et al. 2018, eq. 3; Hendrycks & Gimpel 2016): `y = z sigmoid(z)`.
+//!
+//! The gradient, by hand: with `g = dL/dy` and `s = sigmoid(z)`, `dz = g s (1 + z (1 - s))`
+//! (`dz = g` without SiLU); `dbeta_c = sum dz`, `dgamma_c = sum dz x_hat` over the batch and
+//! positions; with `d = gamma_c dz`, the gradient through the normalisation is
+//! `dx = (d - mean(d) - x_hat mean(d x_hat)) / sqrt(sigma^2 + eps)`, means over the group
+//! (Wu & He's eq. 1 differentiated as in Ioffe & Szegedy 2015, section 3).
+//!
+//! Why: every residual block of the U-Net runs GroupNorm-SiLU twice. Composed from burn's tensor
+//! operations that is about ten passes over the activations, a libm `expf` per element and as
+//! many more for the gradient; here each (sample, group) block, a few kilobytes, is read once for
+//! its statistics and once for the output, in SIMD code with a polynomial `exp`. On Flex (the CPU
+//! backend, also in wasm) [`group_norm_silu`] runs these kernels through a burn backend extension
+//! ([`GroupNormSiluOps`]) whose autodiff implementation records the hand-derived gradient above;
+//! on every other backend it composes burn's `GroupNorm` and `silu`, which the tests use as the
+//! reference.
+//!
+//! Shapes: `x` and the output `[batch, channels, ...]` (any number of trailing positions),
+//! `gamma`, `beta` `[channels]`.
+
+use burn::nn::GroupNorm;
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+
+/// `SiLU(GroupNorm(x))` (`act = true`) or `GroupNorm(x)` with `norm`'s groups, epsilon and
+/// affine parameters: the fused kernel on Flex (f32, affine), burn's composition elsewhere.
+///
+/// # Shapes
+/// - `x`, output: `[batch, channels, ...]`
+pub fn group_norm_silu<const D: usize>(norm: &GroupNorm, x: Tensor<D>, act: bool) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta)
+        && flex::applies(&x)
+    {
+        return flex::group_norm_silu(x, gamma.val(), beta.val(), norm.num_groups, norm.epsilon, act);
+    }
+    let y = norm.forward(x);
+    if act { silu(y) } else { y }
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension, tensor::FloatTensor};
+    use burn::tensor::{DType, Shape, Tensor, TensorData};
+
+    /// Whether the fused kernel can take `x`: an f32 tensor on a Flex device (with or without
+    /// autodiff) with at least one position per channel.
+    pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
+        D >= 3 && x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    }
+
+    /// The backend extension: Flex runs the kernels, its autodiff wrapper records their gradient.
+    #[backend_extension(Flex, Autodiff)]
+    pub trait GroupNormSiluOps: Backend {
+        /// `act ? SiLU(GroupNorm(x)) : GroupNorm(x)`; shapes as [`super::group_norm_silu`].
+        fn group_norm_silu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            groups: usize,
+            eps: f64,
+            act: bool,
+        ) -> FloatTensor<Self>;
+    }
+
+    pub fn group_norm_silu<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Tensor<1>, groups: usize, eps: f64, act: bool) -> Tensor<D> {
+        let gamma = gamma.to_device(&x.device());
+        let beta = beta.to_device(&x.device());
+        let out = <burn::backend::Dispatch as GroupNormSiluOps>::group_norm_silu(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            groups,
+            eps,
+            act,
+        );
+        Tensor::from_dispatch(out)
+    }
+
+    impl GroupNormSiluOps for Flex {
+        fn group_norm_silu(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, groups: usize, eps: f64, act: bool) -> FlexTensor {
+            forward(&x, &gamma, &beta, groups, eps, act)
+        }
+    }
+
+    /// What the backward pass keeps: the inputs (the statistics are recomputed, one cheap pass).
+    #[derive(Clone, Debug)]
+    struct Saved {
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        groups: usize,
+        eps: f64,
+        act: bool,
+    }
+
+    #[derive(Debug)]
+    struct GroupNormSiluBackward;
+
+    impl Backward<Flex, 3> for GroupNormSiluBackward {
+        type State = Saved;
+
+        fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let grad = grads.consume::<Flex>(&ops.node);
+            let s = ops.state;
+            let (dx, dgamma, dbeta) = backward(&s.x, &s.gamma, &s.beta, &grad, s.groups, s.eps, s.act);
+            let [px, pg, pb] = ops.parents;
+            for (parent, g) in [(px, dx), (pg, dgamma), (pb, dbeta)] {
+                if let Some(node) = parent {
+                    grads.register::<Flex>(node.id, g);
+                }
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> GroupNormSiluOps for Autodiff<Flex, C> {
+        fn group_norm_silu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            groups: usize,
+            eps: f64,
+            act: bool,
+        ) -> FloatTensor<Self> {
+            let prep = GroupNormSiluBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
+            let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+            let out = forward(&x, &gamma, &beta, groups, eps, act);
+            match prep {
+                OpsKind::Tracked(prep) => prep.finish(Saved { x, gamma, beta, groups, eps, act }, out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+    }
+
+    /// The f32 values of a Flex tensor, contiguous (a copy only when it is a strided view).
+    fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+        match t.as_slice::<f32>() {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec()),
+        }
+    }
+
+    /// `[batch, channels, positions]` of a `[batch, channels, ...]` shape.
+    fn dims(shape: &Shape, groups: usize) -> super::kernel::Dims {
+        let batch = shape[0];
+        let channels = shape[1];
+        let positions = shape.iter().skip(2).product();
+        super::kernel::Dims { batch, channels, positions, groups }
+    }
+
+    fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, groups: usize, eps: f64, act: bool) -> FlexTensor {
+        let shape = burn::backend::TensorMetadata::shape(x);
+        let d = dims(&shape, groups);
+        let mut out = vec![0f32; shape.num_elements()];
+        super::kernel::forward(&values(x), &values(gamma), &values(beta), &mut out, d, eps as f32, act);
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn backward(
+        x: &FlexTensor,
+        gamma: &FlexTensor,
+        beta: &FlexTensor,
+        grad: &FlexTensor,
+        groups: usize,
+        eps: f64,
+        act: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = burn::backend::TensorMetadata::shape(x);
+        let d = dims(&shape, groups);
+        let mut dx = vec![0f32; shape.num_elements()];
+        let (dgamma, dbeta) = super::kernel::backward(&values(x), &values(gamma), &values(beta), &values(grad), &mut dx, d, eps as f32, act);
+        let c = d.channels;
+        (
+            FlexTensor::from_data(TensorData::new(dx, shape)),
+            FlexTensor::from_data(TensorData::new(dgamma, [c])),
+            FlexTensor::from_data(TensorData::new(dbeta, [c])),
+        )
+    }
+}
+
+/// The kernels on plain slices, parallel over (sample, group) blocks when the `rayon` feature
+/// is on. Each block is `channels / groups` channels of `positions` values, contiguous in NCHW.
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+mod kernel {
+    #[derive(Clone, Copy, Debug)]
+    pub struct Dims {
+        pub batch: usize,
+        pub channels: usize,
+        pub positions: usize,
+        pub groups: usize,
+    }
+
+    impl Dims {
+        fn per_group(&self) -> usize {
+            self.channels / self.groups
+        }
+        fn block_len(&self) -> usize {
+            self.per_group() * self.positions
+        }
+    }
+
+    /// `exp(x)` to about 2 ulp for `x` in `[-87, 88]` (clamped outside): Cody-Waite reduction
+    /// `x = n ln 2 + r`, `|r| <= ln 2 / 2`, and Cephes' degree-7 polynomial for `exp(r)`
+    /// (Moshier 1989, `expf.c`), `2^n` written into the exponent bits. Branch-free, so the loops
+    /// that call it vectorise.
+    #[inline(always)]
+    pub fn exp(x: f32) -> f32 {
+        const LOG2E: f32 = std::f32::consts::LOG2_E;
+        const LN2_HI: f32 = 0.693_359_4;
+        const LN2_LO: f32 = -2.121_944_4e-4;
+        // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+        const ROUND: f32 = 12_582_912.0;
+        let x = x.clamp(-87.0, 88.0);
+        let shifted = x * LOG2E + ROUND;
+        let n = shifted - ROUND;
+        let r = x - n * LN2_HI - n * LN2_LO;
+        let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+        let e = p * r * r + r + 1.0;
+        let n = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+        e * f32::from_bits(((n + 127) << 23) as u32)
+    }
+
+    #[inline(always)]
+    fn sigmoid(z: f32) -> f32 {
+        1.0 / (1.0 + exp(-z))
+    }
+
+    /// The sums of `f(a_i, b_i).0` and `.1` over two equal-length slices, in eight partial
+    /// sums (which vectorise and round better than one running sum).
+    #[inline(always)]
+    fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f32, f32) {
+        let (mut s0, mut s1) = ([0f32; 8], [0f32; 8]);
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (mut r0, mut r1) = (0f32, 0f32);
+        for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+            let (u, v) = f(x, y);
+            r0 += u;
+            r1 += v;
+        }
+        for (xa, xb) in ca.zip(cb) {
+            for k in 0..8 {
+                let (u, v) = f(xa[k], xb[k]);
+                s0[k] += u;
+                s1[k] += v;
+            }
+        }
+        (s0.iter().sum::<f32>() + r0, s1.iter().sum::<f32>() + r1)
+    }
+
+    /// Mean and `1 / sqrt(var + eps)` of a block (two passes).
+    #[inline(always)]
+    fn stats(x: &[f32], eps: f32) -> (f32, f32) {
+        let n = x.len() as f32;
+        let mean = sum2(x, x, |v, _| (v, 0.0)).0 / n;
+        let var = sum2(x, x, |v, _| ((v - mean) * (v - mean), 0.0)).0 / n;
+        (mean, 1.0 / (var + eps).sqrt())
+    }
+
+    /// One block forward: `x`, `y` `[per_group, positions]`, `gamma`, `beta` `[per_group]`.
+    #[inline(always)]
+    fn forward_block(x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], positions: usize, eps: f32, act: bool) {
+        let (mean, rstd) = stats(x, eps);
+        for (c, (xc, yc)) in x.chunks_exact(positions).zip(y.chunks_exact_mut(positions)).enumerate() {
+            let (a, b) = (gamma[c] * rstd, beta[c]);
+            if act {
+                for (yi, &xi) in yc.iter_mut().zip(xc) {
+                    let z = (xi - mean) * a + b;
+                    *yi = z * sigmoid(z);
+                }
+            } else {
+                for (yi, &xi) in yc.iter_mut().zip(xc) {
+                    *yi = (xi - mean) * a + b;
+                }
+            }
+        }
+    }
+
+    /// One block backward. `dx` receives the input gradient; `dgamma`, `dbeta` `[per_group]`
+    /// this sample's contributions.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn backward_block(
+        x: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        gamma: &[f32],
+        beta: &[f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+        positions: usize,
+        eps: f32,
+        act: bool,
+    ) {
+        let (mean, rstd) = stats(x, eps);
+        let n = x.len() as f32;
+        // dz into dx, per-channel sums of dz and dz x_hat.
+        let (mut sum_d, mut sum_dxh) = (0f32, 0f32);
+        for c in 0..gamma.len() {
+            let range = c * positions..(c + 1) * positions;
+            let (xc, dyc, dzc) = (&x[range.clone()], &dy[range.clone()], &mut dx[range]);
+            let (g, b) = (gamma[c], beta[c]);
+            if act {
+                for ((dz, &xi), &gi) in dzc.iter_mut().zip(xc).zip(dyc) {
+                    let z = (xi - mean) * rstd * g + b;
+                    let s = sigmoid(z);
+                    *dz = gi * s * (1.0 + z * (1.0 - s));
+                }
+            } else {
+                dzc.copy_from_slice(dyc);
+            }
+            let (s_dz, s_dzxh) = sum2(dzc, xc, |dz, xi| (dz, dz * (xi - mean) * rstd));
+            dbeta[c] = s_dz;
+            dgamma[c] = s_dzxh;
+            sum_d += g * s_dz;
+            sum_dxh += g * s_dzxh;
+        }
+        let (mean_d, mean_dxh) = (sum_d / n, sum_dxh / n);
+        for c in 0..gamma.len() {
+            let range = c * positions..(c + 1) * positions;
+            let g = gamma[c];
+            for (dz, &xi) in dx[range.clone()].iter_mut().zip(&x[range]) {
+                let xh = (xi - mean) * rstd;
+                *dz = rstd * (g * *dz - mean_d - xh * mean_dxh);
+            }
+        }
+    }
+
+    /// Runs `body` compiled for AVX2 + FMA when the CPU has them (the portable build targets
+    /// SSE2), else as it is.
+    macro_rules! simd_dispatch {
+        ($name:ident, $generic:ident, ($($arg:ident : $ty:ty),*)) => {
+            #[allow(clippy::too_many_arguments)]
+            fn $name($($arg: $ty),*) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx2,fma")]
+                    #[allow(clippy::too_many_arguments)]
+                    fn avx2($($arg: $ty),*) {
+                        $generic($($arg),*)
+                    }
+                    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                        // SAFETY: the CPU supports the features `avx2` was compiled for.
+                        return unsafe { avx2($($arg),*) };
+                    }
+                }
+                $generic($($arg),*)
+            }
+        };
+    }
+    simd_dispatch!(forward_block_simd, forward_block, (x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], positions: usize, eps: f32, act: bool));
+    simd_dispatch!(backward_block_simd, backward_block, (x: &[f32], dy: &[f32], dx: &mut [f32], gamma: &[f32], beta: &[f32], dgamma: &mut [f32], dbeta: &mut [f32], positions: usize, eps: f32, act: bool));
+
+    /// Forward over all blocks: `x`, `y` `[batch, channels, positions]`.
+    pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], d: Dims, eps: f32, act: bool) {
+        let (len, cg) = (d.block_len(), d.per_group());
+        let run = |(i, (xb, yb)): (usize, (&[f32], &mut [f32]))| {
+            let g = i % d.groups;
+            let ch = g * cg..(g + 1) * cg;
+            forward_block_simd(xb, yb, &gamma[ch.clone()], &beta[ch], d.positions, eps, act);
+        };
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            x.par_chunks_exact(len).zip(y.par_chunks_exact_mut(len)).enumerate().for_each(run);
+        }
+        #[cfg(not(feature = "rayon"))]
+        x.chunks_exact(len).zip(y.chunks_exact_mut(len)).enumerate().for_each(run);
+    }
+
+    /// Backward over all blocks; returns `(dgamma, dbeta)`, each `[channels]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(x: &[f32], gamma: &[f32], beta: &[f32], dy: &[f32], dx: &mut [f32], d: Dims, eps: f32, act: bool) -> (Vec<f32>, Vec<f32>) {
+        let (len, cg) = (d.block_len(), d.per_group());
+        // Per-sample contributions `[batch, channels]`, summed over the batch below.
+        let mut part_g = vec![0f32; d.batch * d.channels];
+        let mut part_b = vec![0f32; d.batch * d.channels];
+        let run = |(i, (((xb, dyb), dxb), (pg, pb))): (usize, (((&[f32], &[f32]), &mut [f32]), (&mut [f32], &mut [f32])))| {
+            let g = i % d.groups;
+            let ch = g * cg..(g + 1) * cg;
+            backward_block_simd(xb, dyb, dxb, &gamma[ch.clone()], &beta[ch], pg, pb, d.positions, eps, act);
+        };
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            x.par_chunks_exact(len)
+                .zip(dy.par_chunks_exact(len))
+                .zip(dx.par_chunks_exact_mut(len))
+                .zip(part_g.par_chunks_exact_mut(cg).zip(part_b.par_chunks_exact_mut(cg)))
+                .enumerate()
+                .for_each(run);
+        }
+        #[cfg(not(feature = "rayon"))]
+        x.chunks_exact(len)
+            .zip(dy.chunks_exact(len))
+            .zip(dx.chunks_exact_mut(len))
+            .zip(part_g.chunks_exact_mut(cg).zip(part_b.chunks_exact_mut(cg)))
+            .enumerate()
+            .for_each(run);
+        let sum_batch = |p: Vec<f32>| {
+            let mut s = vec![0f32; d.channels];
+            for row in p.chunks_exact(d.channels) {
+                for (a, v) in s.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            s
+        };
+        (sum_batch(part_g), sum_batch(part_b))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn exp_matches_libm_to_a_few_ulp() {
+            let mut worst = 0f32;
+            let mut x = -87.0f32;
+            while x <= 88.0 {
+                let (a, b) = (exp(x), x.exp());
+                worst = worst.max(((a - b) / b).abs());
+                x += 0.0137;
+            }
+            // 2 ulp of f32 is 2.4e-7 relative.
+            assert!(worst < 3e-7, "worst relative error {worst}");
+            assert_eq!(exp(-200.0), exp(-87.0));
+            assert!(exp(200.0).is_finite());
+            assert_eq!(exp(0.0), 1.0);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use crate::noise::NoiseSource;
+    use crate::test_util::*;
+    use burn::module::Param;
+    use burn::nn::GroupNormConfig;
+
+    /// A GroupNorm with non-trivial affine parameters.
+    fn norm(groups: usize, channels: usize, seed: u64, dev: &burn::tensor::Device) -> GroupNorm {
+        let mut n = GroupNormConfig::new(groups, channels).init(dev);
+        let mut noise = NoiseSource::new(seed);
+        n.gamma = Some(Param::from_tensor(noise.normal([channels], dev).mul_scalar(0.5).add_scalar(1.0)));
+        n.beta = Some(Param::from_tensor(NoiseSource::new(seed + 1).normal([channels], dev).mul_scalar(0.5)));
+        n
+    }
+
+    fn composed<const D: usize>(n: &GroupNorm, x: Tensor<D>, act: bool) -> Tensor<D> {
+        let y = n.forward(x);
+        if act { silu(y) } else { y }
+    }
+
+    #[test]
+    fn forward_matches_burns_group_norm_and_silu() {
+        let dev = device();
+        for (shape, groups) in [([3, 8, 5, 7], 4), ([2, 6, 4, 4], 3), ([1, 4, 1, 9], 1)] {
+            let n = norm(groups, shape[1], 3, &dev);
+            // Offset and scaled input: the statistics must not rely on x being standardised.
+            let x = NoiseSource::new(7).normal(shape, &dev).mul_scalar(3.0).add_scalar(2.0);
+            for act in [true, false] {
+                assert_close(&group_norm_silu(&n, x.clone(), act), &composed(&n, x.clone(), act), 2e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_burns_autodiff_of_the_composition() {
+        let dev = device().autodiff();
+        let shape = [3, 8, 5, 6];
+        let n = norm(4, 8, 11, &dev);
+        let x0 = NoiseSource::new(13).normal(shape, &dev).mul_scalar(2.0).add_scalar(-1.0);
+        // A non-uniform upstream gradient: the loss weights each output differently.
+        let w = NoiseSource::new(17).normal(shape, &dev);
+        for act in [true, false] {
+            let grads_of = |fused: bool| {
+                let x = x0.clone().detach().require_grad();
+                let y = if fused { group_norm_silu(&n, x.clone(), act) } else { composed(&n, x.clone(), act) };
+                let g = (y * w.clone()).sum().backward();
+                let gx = x.grad(&g).unwrap();
+                let gg = n.gamma.as_ref().unwrap().val().grad(&g).unwrap();
+                let gb = n.beta.as_ref().unwrap().val().grad(&g).unwrap();
+                (gx, gg, gb)
+            };
+            let (fx, fg, fb) = grads_of(true);
+            let (cx, cg, cb) = grads_of(false);
+            assert_close(&fx, &cx, 1e-4);
+            assert_close(&fg, &cg, 1e-4);
+            assert_close(&fb, &cb, 1e-4);
+        }
+    }
+
+    #[test]
+    fn runs_on_strided_input_and_without_autodiff_tracking() {
+        let dev = device().autodiff();
+        let n = norm(2, 4, 5, &dev);
+        // A transposed view: not contiguous.
+        let x = NoiseSource::new(3).normal([2, 6, 4, 4], &dev).swap_dims(2, 3).narrow(1, 1, 4);
+        assert_close(&group_norm_silu(&n, x.clone(), true), &composed(&n, x, true), 2e-5);
+    }
+}
