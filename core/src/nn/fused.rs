@@ -44,6 +44,16 @@ pub fn group_norm_silu<const D: usize>(norm: &GroupNorm, x: Tensor<D>, act: bool
     if act { silu(y) } else { y }
 }
 
+/// Whether `x` is an f32 tensor on a Flex device (with or without autodiff): what the Flex
+/// kernels of this module and [`super::conv`] take.
+#[cfg(feature = "flex")]
+pub(crate) fn on_flex_f32<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == burn::tensor::DType::F32 && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+}
+
+#[cfg(feature = "flex")]
+pub(crate) use flex::values;
+
 #[cfg(feature = "flex")]
 mod flex {
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -51,13 +61,12 @@ mod flex {
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
-    use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension, tensor::FloatTensor};
-    use burn::tensor::{DType, Shape, Tensor, TensorData};
+    use burn::backend::{Autodiff, Backend, Flex, backend_extension, tensor::FloatTensor};
+    use burn::tensor::{Shape, Tensor, TensorData};
 
-    /// Whether the fused kernel can take `x`: an f32 tensor on a Flex device (with or without
-    /// autodiff) with at least one position per channel.
+    /// Whether the fused kernel can take `x`: rank 3 or more, f32, on a Flex device.
     pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
-        D >= 3 && x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+        D >= 3 && super::on_flex_f32(x)
     }
 
     /// The backend extension: Flex runs the kernels, its autodiff wrapper records their gradient.
@@ -144,7 +153,7 @@ mod flex {
     }
 
     /// The f32 values of a Flex tensor, contiguous (a copy only when it is a strided view).
-    fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    pub(crate) fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
         match t.as_slice::<f32>() {
             Some(s) => std::borrow::Cow::Borrowed(s),
             None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec()),

@@ -6,6 +6,7 @@
 //!   class-conditional with classifier-free guidance ([`Guided`], Ho & Salimans 2022).
 //! - [`mlp`]: a residual MLP for low-dimensional data.
 //! - [`flops`]: the U-Net's floating-point operations per forward pass (benchmarks' GFLOP/s).
+//! - [`conv`]: 2-D convolution on Flex as im2col and one matrix product per image, gradients too.
 //! - [`fused`]: GroupNorm + SiLU as one operation, a fused CPU kernel with its gradient on Flex.
 //! - [`classifier`]: a small CNN image classifier, the feature space of `eval`'s Frechet distance.
 //!
@@ -25,6 +26,7 @@
 //! the same tensors for other frameworks.
 
 pub mod classifier;
+pub mod conv;
 pub mod embedding;
 pub mod flops;
 pub mod fused;

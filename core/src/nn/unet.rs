@@ -26,6 +26,7 @@
 
 use super::NnError;
 use super::embedding::{TimeEmbedder, TimeEmbedding};
+use super::conv::conv2d;
 use super::fused::group_norm_silu;
 use crate::model::{Conditional, ScoreModel};
 use crate::param::Parameterization;
@@ -284,13 +285,13 @@ impl ResBlock {
     /// - `emb`: `[batch, emb_dim]`
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(group_norm_silu(&self.norm1, x.clone(), true)); // [b, cout, h, w]
+        let h = conv2d(&self.conv1, group_norm_silu(&self.norm1, x.clone(), true)); // [b, cout, h, w]
         let [b, c, _, _] = h.dims();
         let e = self.emb_proj.forward(silu(emb)).reshape([b, c, 1, 1]); // [b, cout, 1, 1]
         let h = h + e;
-        let h = self.conv2.forward(self.dropout.forward(group_norm_silu(&self.norm2, h, true))); // [b, cout, h, w]
+        let h = conv2d(&self.conv2, self.dropout.forward(group_norm_silu(&self.norm2, h, true))); // [b, cout, h, w]
         let x = match &self.skip {
-            Some(skip) => skip.forward(x),
+            Some(skip) => conv2d(skip, x),
             None => x,
         };
         x + h
@@ -337,14 +338,14 @@ impl AttentionBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let n = h * w;
-        let qkv = self.qkv.forward(group_norm_silu(&self.norm, x.clone(), false)); // [b, 3c, h, w]
+        let qkv = conv2d(&self.qkv, group_norm_silu(&self.norm, x.clone(), false)); // [b, 3c, h, w]
         let q = qkv.clone().narrow(1, 0, c).reshape([b, c, n]); // [b, c, n]
         let k = qkv.clone().narrow(1, c, c).reshape([b, c, n]); // [b, c, n]
         let v = qkv.narrow(1, 2 * c, c).reshape([b, c, n]); // [b, c, n]
         let logits = q.swap_dims(1, 2).matmul(k).mul_scalar(1.0 / (c as f64).sqrt()); // [b, n (query), n (key)]
         let attn = softmax(logits, 2); // [b, n, n]
         let out = v.matmul(attn.swap_dims(1, 2)).reshape([b, c, h, w]); // [b, c, h, w]
-        x + self.proj.forward(out)
+        x + conv2d(&self.proj, out)
     }
 }
 
@@ -474,7 +475,7 @@ impl UNet {
         let device = x.device();
         let emb = self.embed(t, labels, &device); // [b, 4 base]
 
-        let mut h = self.conv_in.forward(x); // [b, base, height, width]
+        let mut h = conv2d(&self.conv_in, x); // [b, base, height, width]
         let mut skips = vec![h.clone()];
         for level in &self.down {
             for (i, block) in level.blocks.iter().enumerate() {
@@ -485,7 +486,7 @@ impl UNet {
                 skips.push(h.clone());
             }
             if let Some(down) = &level.downsample {
-                h = down.forward(h); // [b, c_level, ceil(h_level / 2), ceil(w_level / 2)]
+                h = conv2d(down, h); // [b, c_level, ceil(h_level / 2), ceil(w_level / 2)]
                 skips.push(h.clone());
             }
         }
@@ -502,10 +503,10 @@ impl UNet {
             }
             if let Some(up) = &level.upsample {
                 let [_, _, sh, sw] = skips.last().expect("a skip above every level but the top").dims();
-                h = up.forward(upsample_nearest2(h, [sh, sw])); // [b, c_level, h_above, w_above]
+                h = conv2d(up, upsample_nearest2(h, [sh, sw])); // [b, c_level, h_above, w_above]
             }
         }
-        self.conv_out.forward(group_norm_silu(&self.norm_out, h, true)) // [b, out_channels, height, width]
+        conv2d(&self.conv_out, group_norm_silu(&self.norm_out, h, true)) // [b, out_channels, height, width]
     }
 }
 

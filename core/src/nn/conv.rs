@@ -1,0 +1,516 @@
+//! 2-D convolution on Flex as im2col and one matrix product per image, with its gradients as
+//! matrix products too.
+//!
+//! For one image `x` `[c_in, h, w]` the convolution is `out = W cols` (Chellapilla, Puri &
+//! Simard 2006, section 2): `W` `[c_out, c_in k_h k_w]` is the kernel as it is stored, and
+//! `cols` `[c_in k_h k_w, h_out w_out]` holds in row `(c, i, j)` the input plane `c` shifted by
+//! the kernel offset `(i, j)`, sampled at the stride, zero outside the padding. The gradients
+//! follow from the product rule: `dW = sum_images dout cols^T`, `dcols = W^T dout`, and `dx` is
+//! `dcols` added back onto the positions each row was read from (col2im); `db` sums `dout` over
+//! images and positions.
+//!
+//! Why: burn 0.22's Flex converts the whole batch to NHWC on one thread, multiplies 512-position
+//! tiles and scatters the result back element by element; its autodiff takes the weight
+//! gradient as a convolution whose "kernel" is the output gradient, which Flex turns into
+//! products with only `k_h k_w` rows. Here every product has the network's widths as its sides
+//! and the image's positions as the third, writes straight into the NCHW output, and the
+//! images run in parallel (`rayon`). [`conv2d`] takes this path on Flex for ungrouped,
+//! undilated convolutions with a bias and explicit padding, and burn's `Conv2d::forward`
+//! everywhere else, the reference of the tests.
+//!
+//! Shapes: `x` `[batch, c_in, h, w]`, output `[batch, c_out, h_out, w_out]` with
+//! `h_out = (h + pad_top + pad_bottom - k_h) / stride_h + 1` (likewise `w_out`).
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+
+/// `conv.forward(x)`: the im2col kernels on Flex where they apply, burn's otherwise.
+///
+/// # Shapes
+/// - `x`: `[batch, c_in, h, w]`; output `[batch, c_out, h_out, w_out]`
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(bias) = &conv.bias
+        && conv.groups == 1
+        && conv.dilation == [1, 1]
+        && super::fused::on_flex_f32(&x)
+    {
+        let pad = match conv.padding {
+            PaddingConfig2d::Valid => Some([0; 4]),
+            PaddingConfig2d::Explicit(top, left, bottom, right) => Some([top, bottom, left, right]),
+            PaddingConfig2d::Same => None,
+        };
+        if let Some([top, bottom, left, right]) = pad {
+            let g = flex::Geometry { stride: conv.stride, pad_top: top, pad_bottom: bottom, pad_left: left, pad_right: right };
+            return flex::conv2d(x, conv.weight.val(), bias.val(), g);
+        }
+    }
+    conv.forward(x)
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use super::super::fused::values;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension, tensor::FloatTensor};
+    use burn::tensor::{Tensor, TensorData};
+
+    /// Stride and padding of a convolution.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Geometry {
+        pub stride: [usize; 2],
+        pub pad_top: usize,
+        pub pad_bottom: usize,
+        pub pad_left: usize,
+        pub pad_right: usize,
+    }
+
+    /// The backend extension: Flex runs the kernels, its autodiff wrapper records their gradient.
+    #[backend_extension(Flex, Autodiff)]
+    pub trait Conv2dIm2colOps: Backend {
+        /// The convolution; `geometry` is `[stride_h, stride_w, top, bottom, left, right]`.
+        fn conv2d_im2col(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: [usize; 6]) -> FloatTensor<Self>;
+    }
+
+    impl Geometry {
+        fn encode(self) -> [usize; 6] {
+            [self.stride[0], self.stride[1], self.pad_top, self.pad_bottom, self.pad_left, self.pad_right]
+        }
+        fn decode(g: [usize; 6]) -> Self {
+            Geometry { stride: [g[0], g[1]], pad_top: g[2], pad_bottom: g[3], pad_left: g[4], pad_right: g[5] }
+        }
+    }
+
+    pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, g: Geometry) -> Tensor<4> {
+        let device = x.device();
+        let out = <burn::backend::Dispatch as Conv2dIm2colOps>::conv2d_im2col(
+            x.into_dispatch(),
+            weight.to_device(&device).into_dispatch(),
+            bias.to_device(&device).into_dispatch(),
+            g.encode(),
+        );
+        Tensor::from_dispatch(out)
+    }
+
+    impl Conv2dIm2colOps for Flex {
+        fn conv2d_im2col(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, geometry: [usize; 6]) -> FlexTensor {
+            forward(&x, &weight, &bias, Geometry::decode(geometry))
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct Saved {
+        x: FlexTensor,
+        weight: FlexTensor,
+        geometry: Geometry,
+    }
+
+    #[derive(Debug)]
+    struct Conv2dIm2colBackward;
+
+    impl Backward<Flex, 3> for Conv2dIm2colBackward {
+        type State = Saved;
+
+        fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let grad = grads.consume::<Flex>(&ops.node);
+            let s = ops.state;
+            let [px, pw, pb] = ops.parents;
+            let (dx, dw, db) = backward(&s.x, &s.weight, &grad, s.geometry, px.is_some());
+            if let (Some(node), Some(dx)) = (px, dx) {
+                grads.register::<Flex>(node.id, dx);
+            }
+            for (parent, g) in [(pw, dw), (pb, db)] {
+                if let Some(node) = parent {
+                    grads.register::<Flex>(node.id, g);
+                }
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> Conv2dIm2colOps for Autodiff<Flex, C> {
+        fn conv2d_im2col(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: [usize; 6]) -> FloatTensor<Self> {
+            let prep = Conv2dIm2colBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful();
+            let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+            let geometry = Geometry::decode(geometry);
+            let out = forward(&x, &weight, &bias, geometry);
+            match prep {
+                OpsKind::Tracked(prep) => prep.finish(Saved { x, weight, geometry }, out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+    }
+
+    fn problem(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> super::kernel::Problem {
+        let (xs, ws) = (x.shape(), weight.shape());
+        super::kernel::Problem {
+            batch: xs[0],
+            c_in: xs[1],
+            h: xs[2],
+            w: xs[3],
+            c_out: ws[0],
+            k_h: ws[2],
+            k_w: ws[3],
+            stride: g.stride,
+            pad_top: g.pad_top,
+            pad_left: g.pad_left,
+            h_out: (xs[2] + g.pad_top + g.pad_bottom - ws[2]) / g.stride[0] + 1,
+            w_out: (xs[3] + g.pad_left + g.pad_right - ws[3]) / g.stride[1] + 1,
+        }
+    }
+
+    fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, g: Geometry) -> FlexTensor {
+        let p = problem(x, weight, g);
+        let out = super::kernel::forward(&values(x), &values(weight), &values(bias), p);
+        FlexTensor::from_data(TensorData::new(out, [p.batch, p.c_out, p.h_out, p.w_out]))
+    }
+
+    fn backward(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, g: Geometry, want_dx: bool) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+        let p = problem(x, weight, g);
+        let (dx, dw, db) = super::kernel::backward(&values(x), &values(weight), &values(grad), p, want_dx);
+        (
+            dx.map(|dx| FlexTensor::from_data(TensorData::new(dx, [p.batch, p.c_in, p.h, p.w]))),
+            FlexTensor::from_data(TensorData::new(dw, [p.c_out, p.c_in, p.k_h, p.k_w])),
+            FlexTensor::from_data(TensorData::new(db, [p.c_out])),
+        )
+    }
+}
+
+/// The kernels on plain NCHW slices.
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+mod kernel {
+    /// One convolution's sizes.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Problem {
+        pub batch: usize,
+        pub c_in: usize,
+        pub h: usize,
+        pub w: usize,
+        pub c_out: usize,
+        pub k_h: usize,
+        pub k_w: usize,
+        pub stride: [usize; 2],
+        pub pad_top: usize,
+        pub pad_left: usize,
+        pub h_out: usize,
+        pub w_out: usize,
+    }
+
+    impl Problem {
+        /// Rows of `cols` (`c_in k_h k_w`).
+        fn k(&self) -> usize {
+            self.c_in * self.k_h * self.k_w
+        }
+        /// Output positions per image.
+        fn n(&self) -> usize {
+            self.h_out * self.w_out
+        }
+        /// A 1x1, stride-1, unpadded convolution: `cols` is the image itself.
+        fn pointwise(&self) -> bool {
+            self.k_h == 1 && self.k_w == 1 && self.stride == [1, 1] && self.pad_top == 0 && self.pad_left == 0 && self.h_out == self.h && self.w_out == self.w
+        }
+        /// The output positions `o` whose input `o s + k - pad` lies in `[0, len)`.
+        fn valid(out: usize, len: usize, s: usize, k: usize, pad: usize) -> std::ops::Range<usize> {
+            let lo = pad.saturating_sub(k).div_ceil(s);
+            let hi = (len + pad).saturating_sub(k).div_ceil(s).min(out);
+            lo.min(hi)..hi
+        }
+        /// Calls `f(row, oh, ow_range, input_offset_of_first, cols_offset_of_first)` for every
+        /// run of in-bounds positions of every `cols` row: input index
+        /// `offset + (ow - ow_range.start) * stride_w`, cols index `row * n + oh * w_out + ow`.
+        fn for_each_run(&self, mut f: impl FnMut(usize, std::ops::Range<usize>, usize)) {
+            let [sh, sw] = self.stride;
+            let n = self.n();
+            for c in 0..self.c_in {
+                for i in 0..self.k_h {
+                    let rows = Self::valid(self.h_out, self.h, sh, i, self.pad_top);
+                    for j in 0..self.k_w {
+                        let row = (c * self.k_h + i) * self.k_w + j;
+                        let cols = Self::valid(self.w_out, self.w, sw, j, self.pad_left);
+                        if cols.is_empty() {
+                            continue;
+                        }
+                        for oh in rows.clone() {
+                            let ih = oh * sh + i - self.pad_top;
+                            let iw = cols.start * sw + j - self.pad_left;
+                            let src = (c * self.h + ih) * self.w + iw;
+                            let dst = row * n + oh * self.w_out + cols.start;
+                            f(src, cols.clone(), dst);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `cols` `[k, n]` of one image `[c_in, h, w]`; every entry is written.
+    fn im2col(p: &Problem, x: &[f32], cols: &mut [f32]) {
+        cols.fill(0.0);
+        let sw = p.stride[1];
+        p.for_each_run(|src, ows, dst| {
+            let len = ows.len();
+            if sw == 1 {
+                cols[dst..dst + len].copy_from_slice(&x[src..src + len]);
+            } else {
+                for (d, s) in cols[dst..dst + len].iter_mut().zip(x[src..].iter().step_by(sw)) {
+                    *d = *s;
+                }
+            }
+        });
+    }
+
+    /// Adds `cols` `[k, n]` back onto the image gradient `[c_in, h, w]` (zeroed first).
+    fn col2im(p: &Problem, cols: &[f32], dx: &mut [f32]) {
+        dx.fill(0.0);
+        let sw = p.stride[1];
+        p.for_each_run(|src, ows, dst| {
+            let len = ows.len();
+            if sw == 1 {
+                for (d, s) in dx[src..src + len].iter_mut().zip(&cols[dst..dst + len]) {
+                    *d += *s;
+                }
+            } else {
+                for (d, s) in dx[src..].iter_mut().step_by(sw).zip(&cols[dst..dst + len]) {
+                    *d += *s;
+                }
+            }
+        });
+    }
+
+    /// A row-major or transposed view of a matrix for [`gemm`]: `(ptr, col stride, row stride)`.
+    type View = (*const f32, isize, isize);
+
+    fn rows(a: &[f32], cols: usize) -> View {
+        (a.as_ptr(), 1, cols as isize)
+    }
+
+    fn transposed(a: &[f32], cols: usize) -> View {
+        (a.as_ptr(), cols as isize, 1)
+    }
+
+    /// `dst [m, n] (+)= lhs [m, k] rhs [k, n]`, `dst` row-major.
+    fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: View, rhs: View, parallel: bool) {
+        assert!(dst.len() >= m * n);
+        #[cfg(feature = "rayon")]
+        let par = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+        #[cfg(not(feature = "rayon"))]
+        let par = {
+            let _ = parallel;
+            gemm::Parallelism::None
+        };
+        // SAFETY: the views address `m x k` and `k x n` elements inside their slices (the
+        // callers pass slices of exactly those sizes) and `dst` holds `m x n`.
+        unsafe {
+            gemm::gemm(
+                m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 1.0, 1.0, false, false, false, par,
+            )
+        }
+    }
+
+    /// Runs `f(image, scratch)` for every image: in parallel over images when there are at
+    /// least as many as threads, else one after the other with each product parallel inside
+    /// (`f`'s second argument says which).
+    fn over_images<S: Send>(batch: usize, init: impl Fn() -> S + Sync + Send, f: impl Fn(usize, &mut S, bool) + Sync + Send) {
+        #[cfg(feature = "rayon")]
+        if batch >= rayon::current_num_threads() {
+            use rayon::prelude::*;
+            (0..batch).into_par_iter().for_each_init(&init, |s, b| f(b, s, false));
+            return;
+        }
+        let mut s = init();
+        for b in 0..batch {
+            f(b, &mut s, cfg!(feature = "rayon"));
+        }
+    }
+
+    /// A raw pointer that may cross threads; each image writes a disjoint range through it.
+    #[derive(Clone, Copy)]
+    struct Shared(*mut f32);
+    // SAFETY: only used to hand disjoint per-image ranges of one buffer to parallel tasks.
+    unsafe impl Send for Shared {}
+    unsafe impl Sync for Shared {}
+    impl Shared {
+        /// The `len` elements from `offset`.
+        /// SAFETY: the range lies inside the buffer and no other task touches it.
+        #[allow(clippy::mut_from_ref)]
+        unsafe fn slice(&self, offset: usize, len: usize) -> &mut [f32] {
+            unsafe { std::slice::from_raw_parts_mut(self.0.add(offset), len) }
+        }
+    }
+
+    /// The convolution of every image, `[batch, c_out, h_out, w_out]`.
+    pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], p: Problem) -> Vec<f32> {
+        let (k, n, img) = (p.k(), p.n(), p.c_in * p.h * p.w);
+        let mut out = vec![0f32; p.batch * p.c_out * n];
+        let shared = Shared(out.as_mut_ptr());
+        let scratch = || if p.pointwise() { Vec::new() } else { vec![0f32; k * n] };
+        over_images(p.batch, scratch, |b, cols, parallel| {
+            // SAFETY: image `b`'s output range, disjoint from every other image's.
+            let dst = unsafe { shared.slice(b * p.c_out * n, p.c_out * n) };
+            for (row, &bias) in dst.chunks_exact_mut(n).zip(bias) {
+                row.fill(bias);
+            }
+            let xb = &x[b * img..(b + 1) * img];
+            let cols: &[f32] = if p.pointwise() {
+                xb
+            } else {
+                im2col(&p, xb, cols);
+                cols
+            };
+            gemm(p.c_out, n, k, dst, true, rows(weight, k), rows(cols, n), parallel);
+        });
+        out
+    }
+
+    /// A thread's buffers for [`backward`]: `cols`, `dcols` and its share of `dW` and `db`.
+    struct Scratch {
+        cols: Vec<f32>,
+        dcols: Vec<f32>,
+        dw: Vec<f32>,
+        db: Vec<f32>,
+    }
+
+    /// `(dx, dW, db)` from the output gradient `dout`; `dx` only when `want_dx`.
+    pub fn backward(x: &[f32], weight: &[f32], dout: &[f32], p: Problem, want_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+        let (k, n, img) = (p.k(), p.n(), p.c_in * p.h * p.w);
+        let mut dx = if want_dx { vec![0f32; p.batch * img] } else { Vec::new() };
+        let shared = Shared(dx.as_mut_ptr());
+        let new = || Scratch {
+            cols: if p.pointwise() { Vec::new() } else { vec![0f32; k * n] },
+            dcols: if want_dx && !p.pointwise() { vec![0f32; k * n] } else { Vec::new() },
+            dw: vec![0f32; p.c_out * k],
+            db: vec![0f32; p.c_out],
+        };
+        let image = |b: usize, s: &mut Scratch, parallel: bool| {
+            let xb = &x[b * img..(b + 1) * img];
+            let gb = &dout[b * p.c_out * n..(b + 1) * p.c_out * n];
+            let cols: &[f32] = if p.pointwise() {
+                xb
+            } else {
+                im2col(&p, xb, &mut s.cols);
+                &s.cols
+            };
+            // dW += dout_b cols^T: [c_out, n] x [n, k].
+            gemm(p.c_out, k, n, &mut s.dw, true, rows(gb, n), transposed(cols, n), parallel);
+            for (acc, row) in s.db.iter_mut().zip(gb.chunks_exact(n)) {
+                *acc += row.iter().sum::<f32>();
+            }
+            if want_dx {
+                // SAFETY: image `b`'s input-gradient range, disjoint from every other image's.
+                let dxb = unsafe { shared.slice(b * img, img) };
+                // dcols = W^T dout_b: [k, c_out] x [c_out, n]; for a pointwise convolution
+                // that is dx_b itself.
+                if p.pointwise() {
+                    gemm(k, n, p.c_out, dxb, false, transposed(weight, k), rows(gb, n), parallel);
+                } else {
+                    gemm(k, n, p.c_out, &mut s.dcols, false, transposed(weight, k), rows(gb, n), parallel);
+                    col2im(&p, &s.dcols, dxb);
+                }
+            }
+        };
+        let add = |(mut w, mut b): (Vec<f32>, Vec<f32>), (w2, b2): (Vec<f32>, Vec<f32>)| {
+            w.iter_mut().zip(&w2).for_each(|(a, v)| *a += v);
+            b.iter_mut().zip(&b2).for_each(|(a, v)| *a += v);
+            (w, b)
+        };
+        #[cfg(feature = "rayon")]
+        if p.batch >= rayon::current_num_threads() {
+            use rayon::prelude::*;
+            let (dw, db) = (0..p.batch)
+                .into_par_iter()
+                .fold(new, |mut s, b| {
+                    image(b, &mut s, false);
+                    s
+                })
+                .map(|s| (s.dw, s.db))
+                .reduce(|| (vec![0f32; p.c_out * k], vec![0f32; p.c_out]), add);
+            return (want_dx.then_some(dx), dw, db);
+        }
+        let _ = add;
+        let mut s = new();
+        for b in 0..p.batch {
+            image(b, &mut s, cfg!(feature = "rayon"));
+        }
+        (want_dx.then_some(dx), s.dw, s.db)
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use crate::noise::NoiseSource;
+    use crate::test_util::*;
+    use burn::module::Param;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Device;
+
+    /// The convolutions the networks use, and the edge cases of the index arithmetic: odd sides
+    /// at stride 2, no padding, asymmetric padding, a kernel wider than tall.
+    fn cases(dev: &Device) -> Vec<(Conv2d, [usize; 4])> {
+        let with = |c: Conv2dConfig, seed: u64| {
+            let mut conv = c.init(dev);
+            // A non-zero bias, so that a dropped bias fails.
+            let co = conv.weight.dims()[0];
+            conv.bias = Some(Param::from_tensor(NoiseSource::new(seed).normal([co], dev)));
+            conv
+        };
+        vec![
+            (with(Conv2dConfig::new([3, 5], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)), 1), [2, 3, 7, 6]),
+            (with(Conv2dConfig::new([4, 4], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)), 2), [3, 4, 7, 7]),
+            (with(Conv2dConfig::new([6, 9], [1, 1]), 3), [2, 6, 5, 4]),
+            (with(Conv2dConfig::new([2, 3], [3, 3]), 4), [2, 2, 6, 5]),
+            (with(Conv2dConfig::new([2, 3], [2, 3]).with_stride([1, 2]).with_padding(PaddingConfig2d::Explicit(0, 2, 1, 1)), 5), [2, 2, 5, 8]),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_burns_conv2d() {
+        let dev = device();
+        for (i, (conv, shape)) in cases(&dev).into_iter().enumerate() {
+            let x = NoiseSource::new(10 + i as u64).normal(shape, &dev);
+            let (a, b) = (conv2d(&conv, x.clone()), conv.forward(x));
+            assert_eq!(a.dims(), b.dims(), "case {i}");
+            assert_close(&a, &b, 1e-5);
+        }
+    }
+
+    #[test]
+    fn gradients_match_burns_autodiff() {
+        let dev = device().autodiff();
+        for (i, (conv, shape)) in cases(&dev).into_iter().enumerate() {
+            let x0 = NoiseSource::new(20 + i as u64).normal(shape, &dev);
+            let grads_of = |ours: bool| {
+                let x = x0.clone().detach().require_grad();
+                let y = if ours { conv2d(&conv, x.clone()) } else { conv.forward(x.clone()) };
+                // A non-uniform upstream gradient.
+                let w = NoiseSource::new(30 + i as u64).normal(y.dims(), &dev);
+                let g = (y * w).sum().backward();
+                let gw = conv.weight.val().grad(&g).unwrap();
+                let gb = conv.bias.as_ref().unwrap().val().grad(&g).unwrap();
+                (x.grad(&g).unwrap(), gw, gb)
+            };
+            let (ox, ow, ob) = grads_of(true);
+            let (rx, rw, rb) = grads_of(false);
+            assert_close(&ox, &rx, 1e-4);
+            assert_close(&ow, &rw, 1e-4);
+            assert_close(&ob, &rb, 1e-4);
+        }
+    }
+
+    #[test]
+    fn batch_smaller_and_larger_than_the_thread_count_agree() {
+        // One image takes the sequential path with parallel products, many the parallel one.
+        let dev = device();
+        let (conv, _) = cases(&dev).remove(0);
+        let x = NoiseSource::new(40).normal([9, 3, 7, 6], &dev);
+        let all = conv2d(&conv, x.clone());
+        for b in [0, 4, 8] {
+            let one = conv2d(&conv, x.clone().narrow(0, b, 1));
+            assert_close(&one, &all.clone().narrow(0, b, 1), 1e-6);
+        }
+    }
+}
