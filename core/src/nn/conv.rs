@@ -305,9 +305,7 @@ mod kernel {
         // SAFETY: the views address `m x k` and `k x n` elements inside their slices (the
         // callers pass slices of exactly those sizes) and `dst` holds `m x n`.
         unsafe {
-            gemm::gemm(
-                m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 1.0, 1.0, false, false, false, par,
-            )
+            gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 1.0, 1.0, false, false, false, par)
         }
     }
 

@@ -73,27 +73,14 @@ mod flex {
     #[backend_extension(Flex, Autodiff)]
     pub trait GroupNormSiluOps: Backend {
         /// `act ? SiLU(GroupNorm(x)) : GroupNorm(x)`; shapes as [`super::group_norm_silu`].
-        fn group_norm_silu(
-            x: FloatTensor<Self>,
-            gamma: FloatTensor<Self>,
-            beta: FloatTensor<Self>,
-            groups: usize,
-            eps: f64,
-            act: bool,
-        ) -> FloatTensor<Self>;
+        fn group_norm_silu(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, groups: usize, eps: f64, act: bool) -> FloatTensor<Self>;
     }
 
     pub fn group_norm_silu<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Tensor<1>, groups: usize, eps: f64, act: bool) -> Tensor<D> {
         let gamma = gamma.to_device(&x.device());
         let beta = beta.to_device(&x.device());
-        let out = <burn::backend::Dispatch as GroupNormSiluOps>::group_norm_silu(
-            x.into_dispatch(),
-            gamma.into_dispatch(),
-            beta.into_dispatch(),
-            groups,
-            eps,
-            act,
-        );
+        let out =
+            <burn::backend::Dispatch as GroupNormSiluOps>::group_norm_silu(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), groups, eps, act);
         Tensor::from_dispatch(out)
     }
 
@@ -134,14 +121,7 @@ mod flex {
     }
 
     impl<C: CheckpointStrategy> GroupNormSiluOps for Autodiff<Flex, C> {
-        fn group_norm_silu(
-            x: FloatTensor<Self>,
-            gamma: FloatTensor<Self>,
-            beta: FloatTensor<Self>,
-            groups: usize,
-            eps: f64,
-            act: bool,
-        ) -> FloatTensor<Self> {
+        fn group_norm_silu(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, groups: usize, eps: f64, act: bool) -> FloatTensor<Self> {
             let prep = GroupNormSiluBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
             let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
             let out = forward(&x, &gamma, &beta, groups, eps, act);

@@ -25,8 +25,8 @@
 //! guidance `(1 + w) out(x, t, c) - w out(x, t, null)` (Ho & Salimans 2022, eq. 6).
 
 use super::NnError;
-use super::embedding::{TimeEmbedder, TimeEmbedding};
 use super::conv::conv2d;
+use super::embedding::{TimeEmbedder, TimeEmbedding};
 use super::fused::group_norm_silu;
 use crate::model::{Conditional, ScoreModel};
 use crate::param::Parameterization;
