@@ -247,9 +247,65 @@ mod kernel {
         }
     }
 
-    /// `cols` `[k, n]` of one image `[c_in, h, w]`; every entry is written.
+    impl Problem {
+        /// Stride 1 and `w_out == w`: each `cols` row is its input plane read at one constant
+        /// offset, apart from the columns that fall into the left or right padding.
+        fn same_width(&self) -> bool {
+            self.stride == [1, 1] && self.w_out == self.w
+        }
+
+        /// For a [`Self::same_width`] problem, calls `f(row, q, d, valid)` for every `cols` row
+        /// with in-bounds entries: `cols[row * n + q]` is `x[plane + q + d]` (`plane` the row's
+        /// input plane, `c h w`) for every `q` in the range `q` whose column `q % w` lies in
+        /// `valid`; the other columns of those output rows are padding (zero), as are the
+        /// output rows outside `q`. The reads `plane + q + d` stay inside the plane.
+        fn for_each_shift(&self, mut f: impl FnMut(usize, usize, std::ops::Range<usize>, isize, std::ops::Range<usize>)) {
+            let (h, w) = (self.h as isize, self.w as isize);
+            for c in 0..self.c_in {
+                for i in 0..self.k_h {
+                    let rows = Self::valid(self.h_out, self.h, 1, i, self.pad_top);
+                    for j in 0..self.k_w {
+                        let valid = Self::valid(self.w_out, self.w, 1, j, self.pad_left);
+                        if rows.is_empty() || valid.is_empty() {
+                            continue;
+                        }
+                        let row = (c * self.k_h + i) * self.k_w + j;
+                        let d = (i as isize - self.pad_top as isize) * w + (j as isize - self.pad_left as isize);
+                        let lo = (rows.start as isize * w).max(-d);
+                        let hi = (rows.end as isize * w).min(h * w - d);
+                        f(row, c * self.h * self.w, lo as usize..hi as usize, d, valid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Zeroes the columns outside `valid` of the output rows that `q` touches in one `cols` row.
+    fn zero_edges(row: &mut [f32], w: usize, q: &std::ops::Range<usize>, valid: &std::ops::Range<usize>) {
+        if valid.start == 0 && valid.end == w {
+            return;
+        }
+        for oh in q.start / w..q.end.div_ceil(w) {
+            row[oh * w..oh * w + valid.start].fill(0.0);
+            row[oh * w + valid.end..(oh + 1) * w].fill(0.0);
+        }
+    }
+
+    /// `cols` `[k, n]` of one image `[c_in, h, w]`. Writes only the rows' in-bounds output
+    /// rows: the rest (padding) depends on the geometry alone, so `cols` must come zeroed from
+    /// its allocation and be reused only for the same problem, which keeps it zero.
     fn im2col(p: &Problem, x: &[f32], cols: &mut [f32]) {
-        cols.fill(0.0);
+        if p.same_width() {
+            // One copy per row, then the padding columns it overwrote set back to zero.
+            let n = p.n();
+            p.for_each_shift(|row, plane, q, d, valid| {
+                let dst = &mut cols[row * n..(row + 1) * n];
+                let src = (plane as isize + q.start as isize + d) as usize;
+                dst[q.clone()].copy_from_slice(&x[src..src + q.len()]);
+                zero_edges(dst, p.w, &q, &valid);
+            });
+            return;
+        }
         let sw = p.stride[1];
         p.for_each_run(|src, ows, dst| {
             let len = ows.len();
@@ -263,9 +319,23 @@ mod kernel {
         });
     }
 
-    /// Adds `cols` `[k, n]` back onto the image gradient `[c_in, h, w]` (zeroed first).
-    fn col2im(p: &Problem, cols: &[f32], dx: &mut [f32]) {
+    /// Adds `cols` `[k, n]` back onto the image gradient `[c_in, h, w]` (zeroed first). The
+    /// entries of `cols` at padding positions are ignored (and may be overwritten).
+    fn col2im(p: &Problem, cols: &mut [f32], dx: &mut [f32]) {
         dx.fill(0.0);
+        if p.same_width() {
+            // Zero the padding columns, then one shifted add per row.
+            let n = p.n();
+            p.for_each_shift(|row, plane, q, d, valid| {
+                let src = &mut cols[row * n..(row + 1) * n];
+                zero_edges(src, p.w, &q, &valid);
+                let at = (plane as isize + q.start as isize + d) as usize;
+                for (a, v) in dx[at..at + q.len()].iter_mut().zip(&src[q]) {
+                    *a += v;
+                }
+            });
+            return;
+        }
         let sw = p.stride[1];
         p.for_each_run(|src, ows, dst| {
             let len = ows.len();
@@ -395,7 +465,7 @@ mod kernel {
             // dW += dout_b cols^T: [c_out, n] x [n, k].
             gemm(p.c_out, k, n, &mut s.dw, true, rows(gb, n), transposed(cols, n), parallel);
             for (acc, row) in s.db.iter_mut().zip(gb.chunks_exact(n)) {
-                *acc += row.iter().sum::<f32>();
+                *acc += crate::nn::fused::kernel::sum2(row, row, |v, _| (v, 0.0)).0;
             }
             if want_dx {
                 // SAFETY: image `b`'s input-gradient range, disjoint from every other image's.
@@ -406,7 +476,7 @@ mod kernel {
                     gemm(k, n, p.c_out, dxb, false, transposed(weight, k), rows(gb, n), parallel);
                 } else {
                     gemm(k, n, p.c_out, &mut s.dcols, false, transposed(weight, k), rows(gb, n), parallel);
-                    col2im(&p, &s.dcols, dxb);
+                    col2im(&p, &mut s.dcols, dxb);
                 }
             }
         };
@@ -462,6 +532,9 @@ mod tests {
             (with(Conv2dConfig::new([6, 9], [1, 1]), 3), [2, 6, 5, 4]),
             (with(Conv2dConfig::new([2, 3], [3, 3]), 4), [2, 2, 6, 5]),
             (with(Conv2dConfig::new([2, 3], [2, 3]).with_stride([1, 2]).with_padding(PaddingConfig2d::Explicit(0, 2, 1, 1)), 5), [2, 2, 5, 8]),
+            // Same-width fast paths of im2col / col2im: a 5x5 kernel, and uneven padding.
+            (with(Conv2dConfig::new([2, 4], [5, 5]).with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2)), 6), [3, 2, 6, 7]),
+            (with(Conv2dConfig::new([3, 2], [3, 2]).with_padding(PaddingConfig2d::Explicit(0, 1, 2, 0)), 7), [2, 3, 5, 4]),
         ]
     }
 

@@ -24,7 +24,7 @@
 //! Shapes: `x` and the output `[batch, channels, ...]` (any number of trailing positions),
 //! `gamma`, `beta` `[channels]`.
 
-use burn::nn::GroupNorm;
+use burn::nn::{Dropout, GroupNorm};
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
@@ -34,14 +34,34 @@ use burn::tensor::activation::silu;
 /// # Shapes
 /// - `x`, output: `[batch, channels, ...]`
 pub fn group_norm_silu<const D: usize>(norm: &GroupNorm, x: Tensor<D>, act: bool) -> Tensor<D> {
+    group_norm_silu_dropout(norm, x, act, None)
+}
+
+/// [`group_norm_silu`] followed by `dropout` where burn's `Dropout::forward` would apply it
+/// (training flag set, autodiff device, probability above 0): inverted dropout, each value kept
+/// with probability `1 - p` and scaled by `1 / (1 - p)` (Srivastava et al. 2014, section 10).
+/// On Flex the mask comes from a hash of the position and a seed drawn from the device's
+/// random numbers (so `Device::seed` still makes training repeatable) and is recomputed in the
+/// backward pass instead of stored; elsewhere `dropout.forward`.
+///
+/// # Shapes
+/// - `x`, output: `[batch, channels, ...]`
+pub fn group_norm_silu_dropout<const D: usize>(norm: &GroupNorm, x: Tensor<D>, act: bool, dropout: Option<&Dropout>) -> Tensor<D> {
     #[cfg(feature = "flex")]
     if let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta)
         && flex::applies(&x)
     {
-        return flex::group_norm_silu(x, gamma.val(), beta.val(), norm.num_groups, norm.epsilon, act);
+        let device = x.device();
+        let prob = dropout.filter(|d| d.training.is_enabled() && device.is_autodiff()).map_or(0.0, |d| d.prob);
+        let seed = if prob > 0.0 { flex::draw_seed(&device) } else { 0 };
+        return flex::group_norm_silu(x, gamma.val(), beta.val(), norm.num_groups, norm.epsilon, act, prob, seed);
     }
     let y = norm.forward(x);
-    if act { silu(y) } else { y }
+    let y = if act { silu(y) } else { y };
+    match dropout {
+        Some(d) => d.forward(y),
+        None => y,
+    }
 }
 
 /// Whether `x` is an f32 tensor on a Flex device (with or without autodiff): what the Flex
@@ -73,20 +93,60 @@ mod flex {
     #[backend_extension(Flex, Autodiff)]
     pub trait GroupNormSiluOps: Backend {
         /// `act ? SiLU(GroupNorm(x)) : GroupNorm(x)`; shapes as [`super::group_norm_silu`].
-        fn group_norm_silu(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, groups: usize, eps: f64, act: bool) -> FloatTensor<Self>;
+        #[allow(clippy::too_many_arguments)]
+        fn group_norm_silu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            groups: usize,
+            eps: f64,
+            act: bool,
+            drop_prob: f64,
+            seed: u64,
+        ) -> FloatTensor<Self>;
     }
 
-    pub fn group_norm_silu<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Tensor<1>, groups: usize, eps: f64, act: bool) -> Tensor<D> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn group_norm_silu<const D: usize>(
+        x: Tensor<D>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        groups: usize,
+        eps: f64,
+        act: bool,
+        drop_prob: f64,
+        seed: u64,
+    ) -> Tensor<D> {
         let gamma = gamma.to_device(&x.device());
         let beta = beta.to_device(&x.device());
-        let out =
-            <burn::backend::Dispatch as GroupNormSiluOps>::group_norm_silu(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), groups, eps, act);
+        let out = <burn::backend::Dispatch as GroupNormSiluOps>::group_norm_silu(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            groups,
+            eps,
+            act,
+            drop_prob,
+            seed,
+        );
         Tensor::from_dispatch(out)
     }
 
+    /// A 48-bit dropout seed from the device's random numbers (two uniform f32 of 24 bits).
+    pub fn draw_seed(device: &burn::tensor::Device) -> u64 {
+        let u = Tensor::<1>::random([2], burn::tensor::Distribution::Uniform(0.0, 1.0), device).into_data();
+        let u = u.try_to_vec::<f32>().expect("f32 values");
+        u.iter().fold(0u64, |acc, &v| (acc << 24) | ((v * 16_777_216.0) as u64 & 0xff_ffff))
+    }
+
+    /// The kernels' description of what follows the normalisation.
+    fn post(act: bool, drop_prob: f64, seed: u64) -> super::kernel::Post {
+        super::kernel::Post { act, keep: (1.0 - drop_prob) as f32, seed }
+    }
+
     impl GroupNormSiluOps for Flex {
-        fn group_norm_silu(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, groups: usize, eps: f64, act: bool) -> FlexTensor {
-            forward(&x, &gamma, &beta, groups, eps, act)
+        fn group_norm_silu(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, groups: usize, eps: f64, act: bool, drop_prob: f64, seed: u64) -> FlexTensor {
+            forward(&x, &gamma, &beta, groups, eps, post(act, drop_prob, seed))
         }
     }
 
@@ -98,7 +158,7 @@ mod flex {
         beta: FlexTensor,
         groups: usize,
         eps: f64,
-        act: bool,
+        post: super::kernel::Post,
     }
 
     #[derive(Debug)]
@@ -110,7 +170,7 @@ mod flex {
         fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
             let grad = grads.consume::<Flex>(&ops.node);
             let s = ops.state;
-            let (dx, dgamma, dbeta) = backward(&s.x, &s.gamma, &s.beta, &grad, s.groups, s.eps, s.act);
+            let (dx, dgamma, dbeta) = backward(&s.x, &s.gamma, &s.beta, &grad, s.groups, s.eps, s.post);
             let [px, pg, pb] = ops.parents;
             for (parent, g) in [(px, dx), (pg, dgamma), (pb, dbeta)] {
                 if let Some(node) = parent {
@@ -121,12 +181,22 @@ mod flex {
     }
 
     impl<C: CheckpointStrategy> GroupNormSiluOps for Autodiff<Flex, C> {
-        fn group_norm_silu(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, groups: usize, eps: f64, act: bool) -> FloatTensor<Self> {
+        fn group_norm_silu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            groups: usize,
+            eps: f64,
+            act: bool,
+            drop_prob: f64,
+            seed: u64,
+        ) -> FloatTensor<Self> {
             let prep = GroupNormSiluBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
             let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
-            let out = forward(&x, &gamma, &beta, groups, eps, act);
+            let post = post(act, drop_prob, seed);
+            let out = forward(&x, &gamma, &beta, groups, eps, post);
             match prep {
-                OpsKind::Tracked(prep) => prep.finish(Saved { x, gamma, beta, groups, eps, act }, out),
+                OpsKind::Tracked(prep) => prep.finish(Saved { x, gamma, beta, groups, eps, post }, out),
                 OpsKind::UnTracked(prep) => prep.finish(out),
             }
         }
@@ -148,11 +218,11 @@ mod flex {
         super::kernel::Dims { batch, channels, positions, groups }
     }
 
-    fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, groups: usize, eps: f64, act: bool) -> FlexTensor {
+    fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, groups: usize, eps: f64, post: super::kernel::Post) -> FlexTensor {
         let shape = burn::backend::TensorMetadata::shape(x);
         let d = dims(&shape, groups);
         let mut out = vec![0f32; shape.num_elements()];
-        super::kernel::forward(&values(x), &values(gamma), &values(beta), &mut out, d, eps as f32, act);
+        super::kernel::forward(&values(x), &values(gamma), &values(beta), &mut out, d, eps as f32, post);
         FlexTensor::from_data(TensorData::new(out, shape))
     }
 
@@ -163,12 +233,12 @@ mod flex {
         grad: &FlexTensor,
         groups: usize,
         eps: f64,
-        act: bool,
+        post: super::kernel::Post,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = burn::backend::TensorMetadata::shape(x);
         let d = dims(&shape, groups);
         let mut dx = vec![0f32; shape.num_elements()];
-        let (dgamma, dbeta) = super::kernel::backward(&values(x), &values(gamma), &values(beta), &values(grad), &mut dx, d, eps as f32, act);
+        let (dgamma, dbeta) = super::kernel::backward(&values(x), &values(gamma), &values(beta), &values(grad), &mut dx, d, eps as f32, post);
         let c = d.channels;
         (
             FlexTensor::from_data(TensorData::new(dx, shape)),
@@ -181,7 +251,7 @@ mod flex {
 /// The kernels on plain slices, parallel over (sample, group) blocks when the `rayon` feature
 /// is on. Each block is `channels / groups` channels of `positions` values, contiguous in NCHW.
 #[cfg_attr(not(feature = "flex"), allow(dead_code))]
-mod kernel {
+pub(crate) mod kernel {
     #[derive(Clone, Copy, Debug)]
     pub struct Dims {
         pub batch: usize,
@@ -220,6 +290,36 @@ mod kernel {
         e * f32::from_bits(((n + 127) << 23) as u32)
     }
 
+    /// What follows the normalisation: SiLU or not, then inverted dropout keeping each value
+    /// with probability `keep` (1: no dropout) by the mask of [`Post::scale`].
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub struct Post {
+        pub act: bool,
+        pub keep: f32,
+        pub seed: u64,
+    }
+
+    impl Post {
+        /// The dropout factor of element `i` of the tensor: `1 / keep` where the mask keeps it,
+        /// else 0 (always 1 without dropout). The mask is a counter-based hash of `(seed, i)`,
+        /// two rounds of Wellons' `lowbias32` (2018), whose top 24 bits are a uniform number
+        /// `u` in `[0, 1)`: kept when `u < keep`. The backward pass recomputes it from the seed.
+        #[inline(always)]
+        fn scale(&self, i: usize) -> f32 {
+            #[inline(always)]
+            fn lowbias32(mut x: u32) -> u32 {
+                x ^= x >> 16;
+                x = x.wrapping_mul(0x7feb_352d);
+                x ^= x >> 15;
+                x = x.wrapping_mul(0x846c_a68b);
+                x ^ (x >> 16)
+            }
+            let h = lowbias32((i as u32).wrapping_mul(0x9e37_79b9) ^ self.seed as u32);
+            let u = (lowbias32(h ^ (self.seed >> 32) as u32) >> 8) as f32 * (1.0 / 16_777_216.0);
+            if u < self.keep { 1.0 / self.keep } else { 0.0 }
+        }
+    }
+
     #[inline(always)]
     fn sigmoid(z: f32) -> f32 {
         1.0 / (1.0 + exp(-z))
@@ -228,7 +328,7 @@ mod kernel {
     /// The sums of `f(a_i, b_i).0` and `.1` over two equal-length slices, in eight partial
     /// sums (which vectorise and round better than one running sum).
     #[inline(always)]
-    fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f32, f32) {
+    pub(crate) fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f32, f32) {
         let (mut s0, mut s1) = ([0f32; 8], [0f32; 8]);
         let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
         let (mut r0, mut r1) = (0f32, 0f32);
@@ -256,13 +356,22 @@ mod kernel {
         (mean, 1.0 / (var + eps).sqrt())
     }
 
-    /// One block forward: `x`, `y` `[per_group, positions]`, `gamma`, `beta` `[per_group]`.
+    /// One block forward: `x`, `y` `[per_group, positions]`, `gamma`, `beta` `[per_group]`;
+    /// `base` is the block's first element in the whole tensor (for the dropout mask).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn forward_block(x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], positions: usize, eps: f32, act: bool) {
+    fn forward_block(x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], positions: usize, eps: f32, post: Post, base: usize) {
         let (mean, rstd) = stats(x, eps);
         for (c, (xc, yc)) in x.chunks_exact(positions).zip(y.chunks_exact_mut(positions)).enumerate() {
             let (a, b) = (gamma[c] * rstd, beta[c]);
-            if act {
+            let first = base + c * positions;
+            if post.keep < 1.0 {
+                for (k, (yi, &xi)) in yc.iter_mut().zip(xc).enumerate() {
+                    let z = (xi - mean) * a + b;
+                    let v = if post.act { z * sigmoid(z) } else { z };
+                    *yi = v * post.scale(first + k);
+                }
+            } else if post.act {
                 for (yi, &xi) in yc.iter_mut().zip(xc) {
                     let z = (xi - mean) * a + b;
                     *yi = z * sigmoid(z);
@@ -289,7 +398,8 @@ mod kernel {
         dbeta: &mut [f32],
         positions: usize,
         eps: f32,
-        act: bool,
+        post: Post,
+        base: usize,
     ) {
         let (mean, rstd) = stats(x, eps);
         let n = x.len() as f32;
@@ -299,7 +409,20 @@ mod kernel {
             let range = c * positions..(c + 1) * positions;
             let (xc, dyc, dzc) = (&x[range.clone()], &dy[range.clone()], &mut dx[range]);
             let (g, b) = (gamma[c], beta[c]);
-            if act {
+            let first = base + c * positions;
+            if post.keep < 1.0 {
+                // Through the dropout mask first, then SiLU.
+                for (k, ((dz, &xi), &gi)) in dzc.iter_mut().zip(xc).zip(dyc).enumerate() {
+                    let gi = gi * post.scale(first + k);
+                    *dz = if post.act {
+                        let z = (xi - mean) * rstd * g + b;
+                        let s = sigmoid(z);
+                        gi * s * (1.0 + z * (1.0 - s))
+                    } else {
+                        gi
+                    };
+                }
+            } else if post.act {
                 for ((dz, &xi), &gi) in dzc.iter_mut().zip(xc).zip(dyc) {
                     let z = (xi - mean) * rstd * g + b;
                     let s = sigmoid(z);
@@ -347,16 +470,16 @@ mod kernel {
             }
         };
     }
-    simd_dispatch!(forward_block_simd, forward_block, (x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], positions: usize, eps: f32, act: bool));
-    simd_dispatch!(backward_block_simd, backward_block, (x: &[f32], dy: &[f32], dx: &mut [f32], gamma: &[f32], beta: &[f32], dgamma: &mut [f32], dbeta: &mut [f32], positions: usize, eps: f32, act: bool));
+    simd_dispatch!(forward_block_simd, forward_block, (x: &[f32], y: &mut [f32], gamma: &[f32], beta: &[f32], positions: usize, eps: f32, post: Post, base: usize));
+    simd_dispatch!(backward_block_simd, backward_block, (x: &[f32], dy: &[f32], dx: &mut [f32], gamma: &[f32], beta: &[f32], dgamma: &mut [f32], dbeta: &mut [f32], positions: usize, eps: f32, post: Post, base: usize));
 
     /// Forward over all blocks: `x`, `y` `[batch, channels, positions]`.
-    pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], d: Dims, eps: f32, act: bool) {
+    pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32], d: Dims, eps: f32, post: Post) {
         let (len, cg) = (d.block_len(), d.per_group());
         let run = |(i, (xb, yb)): (usize, (&[f32], &mut [f32]))| {
             let g = i % d.groups;
             let ch = g * cg..(g + 1) * cg;
-            forward_block_simd(xb, yb, &gamma[ch.clone()], &beta[ch], d.positions, eps, act);
+            forward_block_simd(xb, yb, &gamma[ch.clone()], &beta[ch], d.positions, eps, post, i * len);
         };
         #[cfg(feature = "rayon")]
         {
@@ -369,7 +492,7 @@ mod kernel {
 
     /// Backward over all blocks; returns `(dgamma, dbeta)`, each `[channels]`.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(x: &[f32], gamma: &[f32], beta: &[f32], dy: &[f32], dx: &mut [f32], d: Dims, eps: f32, act: bool) -> (Vec<f32>, Vec<f32>) {
+    pub fn backward(x: &[f32], gamma: &[f32], beta: &[f32], dy: &[f32], dx: &mut [f32], d: Dims, eps: f32, post: Post) -> (Vec<f32>, Vec<f32>) {
         let (len, cg) = (d.block_len(), d.per_group());
         // Per-sample contributions `[batch, channels]`, summed over the batch below.
         let mut part_g = vec![0f32; d.batch * d.channels];
@@ -377,7 +500,7 @@ mod kernel {
         let run = |(i, (((xb, dyb), dxb), (pg, pb))): (usize, (((&[f32], &[f32]), &mut [f32]), (&mut [f32], &mut [f32])))| {
             let g = i % d.groups;
             let ch = g * cg..(g + 1) * cg;
-            backward_block_simd(xb, dyb, dxb, &gamma[ch.clone()], &beta[ch], pg, pb, d.positions, eps, act);
+            backward_block_simd(xb, dyb, dxb, &gamma[ch.clone()], &beta[ch], pg, pb, d.positions, eps, post, i * len);
         };
         #[cfg(feature = "rayon")]
         {
@@ -435,7 +558,7 @@ mod tests {
     use super::*;
     use crate::noise::NoiseSource;
     use crate::test_util::*;
-    use burn::module::Param;
+    use burn::module::{Module, Param};
     use burn::nn::GroupNormConfig;
 
     /// A GroupNorm with non-trivial affine parameters.
@@ -489,6 +612,71 @@ mod tests {
             assert_close(&fg, &cg, 1e-4);
             assert_close(&fb, &cb, 1e-4);
         }
+    }
+
+    /// The autodiff device's dropout `p`, in training mode.
+    fn dropout(p: f64) -> Dropout {
+        burn::nn::DropoutConfig::new(p).init()
+    }
+
+    #[test]
+    fn dropout_keeps_1_minus_p_of_the_values_scaled_by_its_inverse() {
+        let dev = device().autodiff();
+        dev.seed(3);
+        let (p, shape) = (0.3, [4, 8, 32, 32]);
+        let n = norm(4, 8, 21, &dev);
+        let x = NoiseSource::new(22).normal(shape, &dev);
+        let plain = to_vec(group_norm_silu(&n, x.clone(), true));
+        let dropped = to_vec(group_norm_silu_dropout(&n, x.clone(), true, Some(&dropout(p))));
+        let zeros = dropped.iter().filter(|&&v| v == 0.0).count() as f64 / dropped.len() as f64;
+        // Binomial sampling error of the dropped fraction over 32768 values: sqrt(p (1 - p) / N)
+        // = 0.0025; five of them.
+        let se = (p * (1.0 - p) / dropped.len() as f64).sqrt();
+        assert!((zeros - p).abs() < 5.0 * se, "dropped fraction {zeros}, expected {p} +- {se}");
+        for (d, v) in dropped.iter().zip(&plain) {
+            assert!(*d == 0.0 || (d - v / (1.0 - p) as f32).abs() <= 1e-5 * (1.0 + d.abs()), "{d} vs {v} / (1 - p)");
+        }
+        // Another draw of the device's random numbers, another mask; the same seed, the same one.
+        let again = to_vec(group_norm_silu_dropout(&n, x.clone(), true, Some(&dropout(p))));
+        assert_ne!(again, dropped);
+        dev.seed(3);
+        assert_eq!(to_vec(group_norm_silu_dropout(&n, x.clone(), true, Some(&dropout(p)))), dropped);
+        // Neighbouring values are dropped independently: P(both dropped) = p^2.
+        let both = dropped.windows(2).filter(|w| w[0] == 0.0 && w[1] == 0.0).count() as f64 / (dropped.len() - 1) as f64;
+        assert!((both - p * p).abs() < 5.0 * (p * p * (1.0 - p * p) / dropped.len() as f64).sqrt(), "both dropped {both}");
+    }
+
+    #[test]
+    fn dropout_is_off_when_frozen_or_without_autodiff() {
+        let (p, shape) = (0.5, [2, 4, 6, 6]);
+        for dev in [device(), device().autodiff()] {
+            let n = norm(2, 4, 23, &dev);
+            let x = NoiseSource::new(24).normal(shape, &dev);
+            let plain = group_norm_silu(&n, x.clone(), true);
+            let d = if dev.is_autodiff() { dropout(p).freeze() } else { dropout(p) };
+            assert_eq!(to_vec(group_norm_silu_dropout(&n, x, true, Some(&d))), to_vec(plain));
+        }
+    }
+
+    #[test]
+    fn gradients_through_dropout_match_burns_autodiff_with_the_same_mask() {
+        let dev = device().autodiff();
+        let (p, shape) = (0.25, [2, 8, 6, 5]);
+        let n = norm(4, 8, 25, &dev);
+        let x0 = NoiseSource::new(26).normal(shape, &dev);
+        let w = NoiseSource::new(27).normal(shape, &dev);
+        let x = x0.clone().detach().require_grad();
+        let y = group_norm_silu_dropout(&n, x.clone(), true, Some(&dropout(p)));
+        // The mask the fused operation drew, read off its output.
+        let mask = y.clone().detach().equal_elem(0.0).bool_not().float().div_scalar(1.0 - p);
+        let g = (y * w.clone()).sum().backward();
+        let fused = (x.grad(&g).unwrap(), n.gamma.as_ref().unwrap().val().grad(&g).unwrap(), n.beta.as_ref().unwrap().val().grad(&g).unwrap());
+        let x = x0.detach().require_grad();
+        let g = (composed(&n, x.clone(), true) * mask * w).sum().backward();
+        let reference = (x.grad(&g).unwrap(), n.gamma.as_ref().unwrap().val().grad(&g).unwrap(), n.beta.as_ref().unwrap().val().grad(&g).unwrap());
+        assert_close(&fused.0, &reference.0, 1e-4);
+        assert_close(&fused.1, &reference.1, 1e-4);
+        assert_close(&fused.2, &reference.2, 1e-4);
     }
 
     #[test]

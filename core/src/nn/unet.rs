@@ -27,7 +27,7 @@
 use super::NnError;
 use super::conv::conv2d;
 use super::embedding::{TimeEmbedder, TimeEmbedding};
-use super::fused::group_norm_silu;
+use super::fused::{group_norm_silu, group_norm_silu_dropout};
 use crate::model::{Conditional, ScoreModel};
 use crate::param::Parameterization;
 use burn::config::Config;
@@ -289,7 +289,7 @@ impl ResBlock {
         let [b, c, _, _] = h.dims();
         let e = self.emb_proj.forward(silu(emb)).reshape([b, c, 1, 1]); // [b, cout, 1, 1]
         let h = h + e;
-        let h = conv2d(&self.conv2, self.dropout.forward(group_norm_silu(&self.norm2, h, true))); // [b, cout, h, w]
+        let h = conv2d(&self.conv2, group_norm_silu_dropout(&self.norm2, h, true, Some(&self.dropout))); // [b, cout, h, w]
         let x = match &self.skip {
             Some(skip) => conv2d(skip, x),
             None => x,
