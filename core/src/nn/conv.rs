@@ -7,7 +7,9 @@
 //! the kernel offset `(i, j)`, sampled at the stride, zero outside the padding. The gradients
 //! follow from the product rule: `dW = sum_images dout cols^T`, `dcols = W^T dout`, and `dx` is
 //! `dcols` added back onto the positions each row was read from (col2im); `db` sums `dout` over
-//! images and positions.
+//! images and positions. The forward pass of 3x3, stride-1, same-size convolutions (most of the
+//! U-Net's) uses Winograd's minimal filtering F(2x2, 3x3) instead (Lavin & Gray 2016), 2.25
+//! times fewer multiplications; the gradients stay the products above.
 //!
 //! Why: burn 0.22's Flex converts the whole batch to NHWC on one thread, multiplies 512-position
 //! tiles and scatters the result back element by element; its autodiff takes the weight
@@ -412,6 +414,9 @@ mod kernel {
 
     /// The convolution of every image, `[batch, c_out, h_out, w_out]`.
     pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], p: Problem) -> Vec<f32> {
+        if winograd::applies(&p) {
+            return winograd::forward(x, weight, bias, p);
+        }
         let (k, n, img) = (p.k(), p.n(), p.c_in * p.h * p.w);
         let mut out = vec![0f32; p.batch * p.c_out * n];
         let shared = Shared(out.as_mut_ptr());
@@ -432,6 +437,161 @@ mod kernel {
             gemm(p.c_out, n, k, dst, true, rows(weight, k), rows(cols, n), parallel);
         });
         out
+    }
+
+    /// The forward pass of 3x3, stride-1, same-size convolutions by Winograd's minimal
+    /// filtering F(2x2, 3x3) (Lavin & Gray 2016, section 4, eqs. 8-10): per 4x4 input tile `d`
+    /// and 2x2 output tile `Y = A^T [(G g G^T) . (B^T d B)] A`, with
+    /// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, `G = [[1,0,0],[1/2,1/2,1/2],
+    /// [1/2,-1/2,1/2],[0,0,1]]`, `A^T = [[1,1,1,0],[0,1,-1,-1]]`. Summed over input channels,
+    /// the element-wise products become 16 matrix products `M_xi = U_xi V_xi`
+    /// (`[c_out, c_in] x [c_in, tiles]`), 2.25 times fewer multiplications than `W cols`. The
+    /// tiles of several images sit side by side in `V`, so the products stay wide at 14x14 and
+    /// 7x7. The gradients are taken by [`super::backward`] (the same convolution).
+    mod winograd {
+        use super::{Problem, Shared, gemm, rows};
+
+        pub fn applies(p: &Problem) -> bool {
+            p.k_h == 3 && p.k_w == 3 && p.stride == [1, 1] && p.pad_top == 1 && p.pad_left == 1 && p.h_out == p.h && p.w_out == p.w
+        }
+
+        /// `U` `[16, c_out, c_in]`: `G g G^T` of every 3x3 kernel `g`.
+        fn filters(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+            let mut u = vec![0f32; 16 * c_out * c_in];
+            let plane = c_out * c_in;
+            for (oc, g) in weight.chunks_exact(9).enumerate() {
+                // G g: 4 x 3.
+                let mut gg = [[0f32; 3]; 4];
+                for j in 0..3 {
+                    let (a, b, c) = (g[j], g[3 + j], g[6 + j]);
+                    gg[0][j] = a;
+                    gg[1][j] = 0.5 * (a + b + c);
+                    gg[2][j] = 0.5 * (a - b + c);
+                    gg[3][j] = c;
+                }
+                // (G g) G^T: 4 x 4.
+                for (i, r) in gg.iter().enumerate() {
+                    let row = [r[0], 0.5 * (r[0] + r[1] + r[2]), 0.5 * (r[0] - r[1] + r[2]), r[2]];
+                    for (j, v) in row.into_iter().enumerate() {
+                        u[(i * 4 + j) * plane + oc] = v;
+                    }
+                }
+            }
+            u
+        }
+
+        /// `B^T d B` of every tile of one image `[c_in, h, w]` into columns `col0..` of `v`
+        /// `[16, c_in, cols]`. Per channel the plane is copied into a zero border first, so the
+        /// loops have no bounds tests: `B^T` runs along whole padded rows, `B` along the tiles.
+        fn inputs(p: &Problem, x: &[f32], v: &mut [f32], cols: usize, col0: usize) {
+            let (th, tw) = (p.h.div_ceil(2), p.w.div_ceil(2));
+            // Padded plane: rows -1 ..= 2 th, columns -1 ..= 2 tw.
+            let (ph, pw) = (2 * th + 2, 2 * tw + 2);
+            let mut pad = vec![0f32; ph * pw];
+            let mut bt = vec![0f32; 4 * pw];
+            let plane = p.c_in * cols;
+            for (c, xc) in x.chunks_exact(p.h * p.w).enumerate() {
+                for (r, src) in xc.chunks_exact(p.w).enumerate() {
+                    pad[(r + 1) * pw + 1..(r + 1) * pw + 1 + p.w].copy_from_slice(src);
+                }
+                for ty in 0..th {
+                    let row = |i: usize| &pad[(2 * ty + i) * pw..(2 * ty + i + 1) * pw];
+                    let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3));
+                    let mut b = bt.chunks_exact_mut(pw);
+                    let (b0, b1, b2, b3) = (b.next().unwrap(), b.next().unwrap(), b.next().unwrap(), b.next().unwrap());
+                    for (((((e0, e1), e2), e3), (&x0, &x2)), (&x1, &x3)) in
+                        b0.iter_mut().zip(b1.iter_mut()).zip(b2.iter_mut()).zip(b3.iter_mut()).zip(d0.iter().zip(d2)).zip(d1.iter().zip(d3))
+                    {
+                        *e0 = x0 - x2;
+                        *e1 = x1 + x2;
+                        *e2 = x2 - x1;
+                        *e3 = x1 - x3;
+                    }
+                    let base = c * cols + col0 + ty * tw;
+                    for (i, b) in bt.chunks_exact(pw).enumerate() {
+                        let mut out = v[(i * 4) * plane..(i * 4 + 4) * plane].chunks_exact_mut(plane).map(|s| &mut s[base..base + tw]);
+                        let (s0, s1, s2, s3) = (out.next().unwrap(), out.next().unwrap(), out.next().unwrap(), out.next().unwrap());
+                        for ((((w, o0), o1), o2), o3) in b.windows(4).step_by(2).zip(s0.iter_mut()).zip(s1.iter_mut()).zip(s2.iter_mut()).zip(s3.iter_mut()) {
+                            *o0 = w[0] - w[2];
+                            *o1 = w[1] + w[2];
+                            *o2 = w[2] - w[1];
+                            *o3 = w[1] - w[3];
+                        }
+                    }
+                }
+            }
+        }
+
+        /// `A^T M A` of every tile of one image from columns `col0..` of `m` `[16, c_out, cols]`,
+        /// plus the bias, into the image's output `[c_out, h, w]`: `A^T` along the tiles, `A`
+        /// into two padded output rows, of which the in-bounds part is copied out.
+        fn outputs(p: &Problem, m: &[f32], cols: usize, col0: usize, bias: &[f32], out: &mut [f32]) {
+            let (th, tw) = (p.h.div_ceil(2), p.w.div_ceil(2));
+            let plane = p.c_out * cols;
+            let mut at = vec![0f32; 8 * tw];
+            let mut y = vec![0f32; 2 * 2 * tw];
+            for (c, oc) in out.chunks_exact_mut(p.h * p.w).enumerate() {
+                for ty in 0..th {
+                    let base = c * cols + col0 + ty * tw;
+                    let t = |i: usize, j: usize| &m[(i * 4 + j) * plane + base..(i * 4 + j) * plane + base + tw];
+                    for j in 0..4 {
+                        let (m0, m1, m2, m3) = (t(0, j), t(1, j), t(2, j), t(3, j));
+                        let (a0, a1) = at[2 * j * tw..(2 * j + 2) * tw].split_at_mut(tw);
+                        for ((((e0, e1), &x0), (&x1, &x2)), &x3) in a0.iter_mut().zip(a1.iter_mut()).zip(m0).zip(m1.iter().zip(m2)).zip(m3) {
+                            *e0 = x0 + x1 + x2;
+                            *e1 = x1 - x2 - x3;
+                        }
+                    }
+                    let bias = bias[c];
+                    for i in 0..2 {
+                        let a = |j: usize| &at[(2 * j + i) * tw..(2 * j + i + 1) * tw];
+                        let (a0, a1, a2, a3) = (a(0), a(1), a(2), a(3));
+                        let yr = &mut y[i * 2 * tw..(i + 1) * 2 * tw];
+                        for ((pair, (&x0, &x1)), (&x2, &x3)) in yr.chunks_exact_mut(2).zip(a0.iter().zip(a1)).zip(a2.iter().zip(a3)) {
+                            pair[0] = x0 + x1 + x2 + bias;
+                            pair[1] = x1 - x2 - x3 + bias;
+                        }
+                        let r = 2 * ty + i;
+                        if r < p.h {
+                            oc[r * p.w..(r + 1) * p.w].copy_from_slice(&yr[..p.w]);
+                        }
+                    }
+                }
+            }
+        }
+
+        pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], p: Problem) -> Vec<f32> {
+            let (img, n) = (p.c_in * p.h * p.w, p.h * p.w);
+            let tiles = p.h.div_ceil(2) * p.w.div_ceil(2);
+            // Images per product: about 200 tile columns (so that V stays in L2).
+            let per = 200usize.div_ceil(tiles).clamp(1, p.batch);
+            let chunks = p.batch.div_ceil(per);
+            let u = filters(weight, p.c_out, p.c_in);
+            let mut out = vec![0f32; p.batch * p.c_out * n];
+            let shared = Shared(out.as_mut_ptr());
+            let cols_max = per * tiles;
+            let scratch = || (vec![0f32; 16 * p.c_in * cols_max], vec![0f32; 16 * p.c_out * cols_max]);
+            super::over_images(chunks, scratch, |chunk, (v, m), parallel| {
+                let first = chunk * per;
+                let count = per.min(p.batch - first);
+                let cols = count * tiles;
+                for i in 0..count {
+                    inputs(&p, &x[(first + i) * img..(first + i + 1) * img], v, cols, i * tiles);
+                }
+                for xi in 0..16 {
+                    let ui = &u[xi * p.c_out * p.c_in..(xi + 1) * p.c_out * p.c_in];
+                    let vi = &v[xi * p.c_in * cols..(xi + 1) * p.c_in * cols];
+                    let mi = &mut m[xi * p.c_out * cols..(xi + 1) * p.c_out * cols];
+                    gemm(p.c_out, cols, p.c_in, mi, false, rows(ui, p.c_in), rows(vi, cols), parallel);
+                }
+                for i in 0..count {
+                    // SAFETY: image `first + i`'s output range, disjoint from every other image's.
+                    let dst = unsafe { shared.slice((first + i) * p.c_out * n, p.c_out * n) };
+                    outputs(&p, m, cols, i * tiles, bias, dst);
+                }
+            });
+            out
+        }
     }
 
     /// A thread's buffers for [`backward`]: `cols`, `dcols` and its share of `dW` and `db`.
@@ -532,6 +692,9 @@ mod tests {
             (with(Conv2dConfig::new([6, 9], [1, 1]), 3), [2, 6, 5, 4]),
             (with(Conv2dConfig::new([2, 3], [3, 3]), 4), [2, 2, 6, 5]),
             (with(Conv2dConfig::new([2, 3], [2, 3]).with_stride([1, 2]).with_padding(PaddingConfig2d::Explicit(0, 2, 1, 1)), 5), [2, 2, 5, 8]),
+            // Winograd F(2x2, 3x3) forward: odd sides, more images than one product takes.
+            (with(Conv2dConfig::new([5, 7], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)), 8), [70, 5, 5, 3]),
+            (with(Conv2dConfig::new([4, 3], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)), 9), [2, 4, 8, 9]),
             // Same-width fast paths of im2col / col2im: a 5x5 kernel, and uneven padding.
             (with(Conv2dConfig::new([2, 4], [5, 5]).with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2)), 6), [3, 2, 6, 7]),
             (with(Conv2dConfig::new([3, 2], [3, 2]).with_padding(PaddingConfig2d::Explicit(0, 1, 2, 0)), 7), [2, 3, 5, 4]),
