@@ -21,6 +21,9 @@
 //! on every other backend it composes burn's `GroupNorm` and `silu`, which the tests use as the
 //! reference.
 //!
+//! [`group_norm_silu_dropout`] adds the residual block's dropout (Srivastava et al. 2014) to the
+//! same pass: its mask is a hash of the position, recomputed in the backward pass.
+//!
 //! Shapes: `x` and the output `[batch, channels, ...]` (any number of trailing positions),
 //! `gamma`, `beta` `[channels]`.
 
