@@ -53,7 +53,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 
 #[cfg(feature = "flex")]
 mod flex {
-    use super::super::fused::values;
+    use super::super::fused::{register, values};
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -75,17 +75,8 @@ mod flex {
     /// The backend extension: Flex runs the kernels, its autodiff wrapper records their gradient.
     #[backend_extension(Flex, Autodiff)]
     pub trait Conv2dIm2colOps: Backend {
-        /// The convolution; `geometry` is `[stride_h, stride_w, top, bottom, left, right]`.
-        fn conv2d_im2col(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: [usize; 6]) -> FloatTensor<Self>;
-    }
-
-    impl Geometry {
-        fn encode(self) -> [usize; 6] {
-            [self.stride[0], self.stride[1], self.pad_top, self.pad_bottom, self.pad_left, self.pad_right]
-        }
-        fn decode(g: [usize; 6]) -> Self {
-            Geometry { stride: [g[0], g[1]], pad_top: g[2], pad_bottom: g[3], pad_left: g[4], pad_right: g[5] }
-        }
+        /// The convolution with `geometry`'s stride and padding.
+        fn conv2d_im2col(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self>;
     }
 
     pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, g: Geometry) -> Tensor<4> {
@@ -94,14 +85,14 @@ mod flex {
             x.into_dispatch(),
             weight.to_device(&device).into_dispatch(),
             bias.to_device(&device).into_dispatch(),
-            g.encode(),
+            g,
         );
         Tensor::from_dispatch(out)
     }
 
     impl Conv2dIm2colOps for Flex {
-        fn conv2d_im2col(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, geometry: [usize; 6]) -> FlexTensor {
-            forward(&x, &weight, &bias, Geometry::decode(geometry))
+        fn conv2d_im2col(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, geometry: Geometry) -> FlexTensor {
+            forward(&x, &weight, &bias, geometry)
         }
     }
 
@@ -121,24 +112,16 @@ mod flex {
         fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
             let grad = grads.consume::<Flex>(&ops.node);
             let s = ops.state;
-            let [px, pw, pb] = ops.parents;
-            let (dx, dw, db) = backward(&s.x, &s.weight, &grad, s.geometry, px.is_some());
-            if let (Some(node), Some(dx)) = (px, dx) {
-                grads.register::<Flex>(node.id, dx);
-            }
-            for (parent, g) in [(pw, dw), (pb, db)] {
-                if let Some(node) = parent {
-                    grads.register::<Flex>(node.id, g);
-                }
-            }
+            let parents = ops.parents.map(|p| p.map(|node| node.id));
+            let (dx, dw, db) = backward(&s.x, &s.weight, &grad, s.geometry, parents[0].is_some());
+            register(grads, parents, [dx, Some(dw), Some(db)]);
         }
     }
 
     impl<C: CheckpointStrategy> Conv2dIm2colOps for Autodiff<Flex, C> {
-        fn conv2d_im2col(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: [usize; 6]) -> FloatTensor<Self> {
+        fn conv2d_im2col(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, geometry: Geometry) -> FloatTensor<Self> {
             let prep = Conv2dIm2colBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful();
             let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
-            let geometry = Geometry::decode(geometry);
             let out = forward(&x, &weight, &bias, geometry);
             match prep {
                 OpsKind::Tracked(prep) => prep.finish(Saved { x, weight, geometry }, out),
@@ -221,9 +204,9 @@ mod kernel {
             let hi = (len + pad).saturating_sub(k).div_ceil(s).min(out);
             lo.min(hi)..hi
         }
-        /// Calls `f(row, oh, ow_range, input_offset_of_first, cols_offset_of_first)` for every
-        /// run of in-bounds positions of every `cols` row: input index
-        /// `offset + (ow - ow_range.start) * stride_w`, cols index `row * n + oh * w_out + ow`.
+        /// Calls `f(src, ow_range, dst)` for every run of in-bounds positions (one output row
+        /// `oh` of one `cols` row): position `ow` of the run reads input index
+        /// `src + (ow - ow_range.start) * stride_w` and is `cols` index `dst + ow - ow_range.start`.
         fn for_each_run(&self, mut f: impl FnMut(usize, std::ops::Range<usize>, usize)) {
             let [sh, sw] = self.stride;
             let n = self.n();

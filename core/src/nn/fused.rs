@@ -75,10 +75,11 @@ pub(crate) fn on_flex_f32<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 #[cfg(feature = "flex")]
-pub(crate) use flex::values;
+pub(crate) use flex::{register, values};
 
 #[cfg(feature = "flex")]
 mod flex {
+    use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
@@ -174,12 +175,7 @@ mod flex {
             let grad = grads.consume::<Flex>(&ops.node);
             let s = ops.state;
             let (dx, dgamma, dbeta) = backward(&s.x, &s.gamma, &s.beta, &grad, s.groups, s.eps, s.post);
-            let [px, pg, pb] = ops.parents;
-            for (parent, g) in [(px, dx), (pg, dgamma), (pb, dbeta)] {
-                if let Some(node) = parent {
-                    grads.register::<Flex>(node.id, g);
-                }
-            }
+            register(grads, ops.parents.map(|p| p.map(|node| node.id)), [Some(dx), Some(dgamma), Some(dbeta)]);
         }
     }
 
@@ -201,6 +197,15 @@ mod flex {
             match prep {
                 OpsKind::Tracked(prep) => prep.finish(Saved { x, gamma, beta, groups, eps, post }, out),
                 OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+    }
+
+    /// Hands each computed gradient to its input's node, for the inputs that require one.
+    pub(crate) fn register<const N: usize>(grads: &mut Gradients, parents: [Option<NodeId>; N], values: [Option<FlexTensor>; N]) {
+        for (parent, g) in parents.into_iter().zip(values) {
+            if let (Some(id), Some(g)) = (parent, g) {
+                grads.register::<Flex>(id, g);
             }
         }
     }
