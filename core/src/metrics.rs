@@ -12,10 +12,16 @@
 //! - The classifier's view of generated images: the entropy of the predicted-class histogram
 //!   (diversity, in bits) and the mean max-softmax confidence.
 //! - PSNR and SSIM of reconstructions against a ground truth (`image`: [`psnr`], [`ssim`]).
+//! - Per-sample failures of generated images, noise blobs and speckle (`failure`:
+//!   [`FailureRule`], by the mean absolute difference of neighbouring pixels).
+//! - The [`Spread`] of repeated measurements (mean, sample standard deviation, range).
 
+mod failure;
 mod image;
 
+pub use failure::{FailureCount, FailureRule, mean_neighbour_difference};
 pub use image::{SIGNED_RANGE, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW, mse, psnr, ssim};
+use serde::Serialize;
 
 fn dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()
@@ -255,10 +261,47 @@ pub fn mean_max_softmax(logits: &[f64], classes: usize) -> f64 {
     rows.iter().sum::<f64>() / rows.len().max(1) as f64
 }
 
+/// Mean, sample standard deviation (`n - 1` in the denominator; 0 for fewer than two values),
+/// minimum and maximum of repeated measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Number of values.
+    pub count: usize,
+    /// Their mean.
+    pub mean: f64,
+    /// Their sample standard deviation.
+    pub sd: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (all fields `NaN` but `count` when there are none).
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = if n < 2 { 0.0 } else { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() };
+        let (min, max) = values.iter().fold((f64::NAN, f64::NAN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        Self { count: n, mean, sd: if n == 0 { f64::NAN } else { sd }, min, max }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::noise::NoiseSource;
+
+    #[test]
+    fn spread_by_hand() {
+        // 1, 2, 6: mean 3, squared deviations 4 + 1 + 9 = 14, sd sqrt(14 / 2).
+        let s = Spread::of(&[2.0, 6.0, 1.0]);
+        assert_eq!((s.count, s.mean, s.min, s.max), (3, 3.0, 1.0, 6.0));
+        assert!((s.sd - 7f64.sqrt()).abs() < 1e-12);
+        assert_eq!(Spread::of(&[4.0]), Spread { count: 1, mean: 4.0, sd: 0.0, min: 4.0, max: 4.0 });
+        assert!(Spread::of(&[]).mean.is_nan() && Spread::of(&[]).sd.is_nan());
+    }
 
     fn gaussian_sample(mu: &[f64], root: &[f64], n: usize, seed: u64) -> Vec<f64> {
         // x = mu + R z, z ~ N(0, I): covariance R R^T.

@@ -7,8 +7,15 @@
 //! - Image models: the Frechet distance between Gaussians fitted to the shipped classifier's
 //!   features (`scorediff::nn::Classifier`) of `n` samples and of `n` held-out test images;
 //!   the classifier's mean max-softmax confidence and the entropy of its predicted-class
-//!   histogram (bits; at most log2 10 = 3.32 for ten equally frequent classes). The floor is
-//!   the Frechet distance of `n` training images against the same test images.
+//!   histogram (bits; at most log2 10 = 3.32 for ten equally frequent classes); the count of
+//!   samples that fail the data set's per-sample rule (`scorediff::metrics::FailureRule`: noise
+//!   blobs, speckle), with the same rule's count on the `n` test images (its false-positive
+//!   rate). The floor is the Frechet distance of `n` training images against the same test
+//!   images; `--floor-draws K` draws `K` such sets and reports the floor's spread, and without
+//!   a model or samples (`--dataset NAME --floor-draws K`) eval reports the floor alone.
+//!
+//! `sampling.nfe` is per sample: the network evaluations each sample saw (every batch sees the
+//! same number except with ode-rk45's adaptive steps, where it is the largest over batches).
 //!
 //! Every formula is in `scorediff::metrics`; this file loads, samples and prints.
 
@@ -21,7 +28,7 @@ use scorediff::data::{DatasetKind, ImageDataset, Split, Toy};
 use scorediff::eval::{sample_model, target};
 use scorediff::export::LoadedNet;
 use scorediff::io::read_npy;
-use scorediff::metrics;
+use scorediff::metrics::{self, FailureRule, Spread};
 use scorediff::mixture::{GaussianMixture, MixtureFile};
 use scorediff::model::ScoreFn;
 use scorediff::noise::NoiseSource;
@@ -38,7 +45,7 @@ use std::time::Instant;
 pub struct EvalArgs {
     /// The model: a training run directory, an export directory (www/models/NAME) or a
     /// Gaussian-mixture .json file.
-    #[arg(long, value_name = "PATH", required_unless_present = "samples")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["samples", "floor_draws"])]
     model: Option<PathBuf>,
     /// Evaluate these samples (.npy, [n, 2] points or [n, 784] / [n, 1, 28, 28] images in
     /// [-1, 1]) instead of sampling the model.
@@ -66,6 +73,11 @@ pub struct EvalArgs {
     /// Classifier directory (classifier.json + classifier.bpk) [default: www/models/classifier-<dataset>].
     #[arg(long, value_name = "DIR")]
     classifier: Option<PathBuf>,
+    /// Also draw K independent sets of n training images against the same n test images and
+    /// report the Frechet distance floor's spread (image data sets; the first set is the
+    /// reported floor). With --dataset and neither --model nor --samples: the floor alone.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    floor_draws: Option<u64>,
     /// Where MNIST / Fashion-MNIST idx files are (else the usual places; see scripts/fetch-data.sh).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -118,8 +130,11 @@ struct Sampling {
     source: String,
     sampler: Option<String>,
     steps: Option<usize>,
+    /// Network evaluations per sample.
     nfe: Option<usize>,
+    /// Wall-clock seconds of the sampling.
     seconds: Option<f64>,
+    samples_per_second: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -158,15 +173,53 @@ struct ImageReport {
     /// The same two statistics on the test images.
     test_confidence: f64,
     test_class_entropy_bits: f64,
+    /// Samples that fail the per-sample rule, and their share.
+    failures: usize,
+    failure_share: f64,
+    /// The same rule on the `n` test images: its false-positive rate.
+    test_failures: usize,
+    test_failure_share: f64,
+    /// The rule's threshold on the mean absolute difference of neighbouring pixels.
+    failure_max_roughness: f64,
+    #[serde(flatten)]
+    floor: FloorSpread,
     classifier: String,
     classifier_test_accuracy: f64,
     sampling: Sampling,
+    /// Wall-clock seconds of the whole evaluation (loading, sampling, classifier, floor).
+    seconds: f64,
+}
+
+/// `--floor-draws`: every draw's Frechet distance and their spread.
+#[derive(Serialize, Default)]
+struct FloorSpread {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    floor_draws: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    floor_spread: Option<Spread>,
+}
+
+/// `--dataset NAME --floor-draws K` without samples.
+#[derive(Serialize)]
+struct FloorReport {
+    kind: &'static str,
+    dataset: String,
+    n: usize,
+    /// The first draw's Frechet distance (what an image report calls its floor).
+    frechet_distance_floor: f64,
+    #[serde(flatten)]
+    floor: FloorSpread,
+    test_failures: usize,
+    test_failure_share: f64,
+    failure_max_roughness: f64,
+    classifier: String,
+    seconds: f64,
 }
 
 /// The loaded `--model`.
 enum Model {
     Mixture(MixtureFile),
-    Net { net: LoadedNet, sde: Box<dyn Sde>, dataset: Dataset, variance: Variance },
+    Net { net: LoadedNet, sde: Box<dyn Sde>, dataset: Dataset, variance: Variance, data_range: Option<[f64; 2]> },
 }
 
 fn open_model(path: &Path, device: &Device) -> Result<Model> {
@@ -174,7 +227,13 @@ fn open_model(path: &Path, device: &Device) -> Result<Model> {
     match &source {
         ModelSource::Mixture { file, .. } => Ok(Model::Mixture(file.clone())),
         ModelSource::Run { stored, .. } | ModelSource::Export { stored, .. } => {
-            Ok(Model::Net { net: source.net(device)?, sde: source.sde()?, dataset: stored.card.dataset, variance: stored.card.variance })
+            Ok(Model::Net {
+                net: source.net(device)?,
+                sde: source.sde()?,
+                dataset: stored.card.dataset,
+                variance: stored.card.variance,
+                data_range: stored.card.data_range(),
+            })
         }
     }
 }
@@ -205,6 +264,7 @@ fn default_classifier(kind: DatasetKind) -> Result<PathBuf> {
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
+    let started = Instant::now();
     if args.n < 2 {
         bail!("--n: expected at least 2 samples, found {}", args.n);
     }
@@ -217,81 +277,34 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         (Some(Model::Mixture(file)), _) => Target::Mixture(target(file).context("the mixture's target")?),
         (Some(Model::Net { dataset, .. }), _) => Target::of(*dataset),
         (None, Some(d)) => Target::of(d),
-        (None, None) => bail!("--samples without --model needs --dataset NAME (mnist, fashion-mnist or a 2-D toy)"),
+        (None, None) => bail!("without --model, --dataset NAME is needed (mnist, fashion-mnist or a 2-D toy)"),
     };
+    if args.floor_draws.is_some() && !matches!(target, Target::Image(_)) {
+        bail!("--floor-draws: expected an image data set (mnist or fashion-mnist), found {}", target.name());
+    }
     let dim = target.dim();
 
-    // The samples: read, or drawn from the model.
-    let (samples, sampling): (Vec<f64>, Sampling) = if let Some(path) = &args.samples {
-        let a = read_npy(path).context("reading --samples")?;
-        let [n, cols] = a.shape;
-        if cols != dim {
-            bail!("samples {}: expected {dim} values per row ({}), found {cols}", path.display(), target.name());
-        }
-        if n < 2 {
-            bail!("samples {}: expected at least 2 rows, found {n}", path.display());
-        }
-        if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
-            bail!("samples {}: expected finite values, found {} at row {}", path.display(), a.data[i], i / dim);
-        }
-        (a.data, Sampling { source: path.display().to_string(), ..Sampling::default() })
-    } else {
-        let model = model.as_ref().expect("clap requires --model without --samples");
+    // The samples: read, drawn from the model, or none (`--floor-draws` alone).
+    let drawn: Option<(Vec<f64>, Sampling)> = if let Some(path) = &args.samples {
+        Some(read_samples(path, &target)?)
+    } else if let Some(model) = &model {
         let kind = args.sampler.unwrap_or(SamplerConfig::default().kind);
-        let own = match model {
-            Model::Net { variance, .. } => *variance,
-            Model::Mixture(_) => Variance::Small,
+        let (own, data_range) = match model {
+            Model::Net { variance, data_range, .. } => (*variance, *data_range),
+            Model::Mixture(_) => (Variance::Small, None),
         };
-        let config = args.opts.config_for(kind, args.steps, own, args.model.as_deref().unwrap_or(Path::new("")))?;
-        draw(model, &config, args, dim, &device)?
+        let config = args.opts.config_for(kind, args.steps, own, data_range, args.model.as_deref().unwrap_or(Path::new("")))?;
+        Some(draw(model, &config, args, dim, &device)?)
+    } else {
+        None
     };
-    let n = samples.len() / dim;
     let mut noise = NoiseSource::new(args.seed ^ 0xe7a1_5eed);
 
     match target {
-        Target::Image(kind) => {
-            let dir = match &args.classifier {
-                Some(d) => d.clone(),
-                None => default_classifier(kind)?,
-            };
-            let (card, classifier) = load_classifier_dir(&dir, &device).map_err(|e| anyhow!(e)).context("loading --classifier")?;
-            if card.dataset != kind {
-                bail!("--classifier {}: expected a {kind} classifier, found one for {}", dir.display(), card.dataset);
-            }
-            let test = ImageDataset::load(kind, Split::Test, args.data_dir.as_deref())?;
-            let train = ImageDataset::load(kind, Split::Train, args.data_dir.as_deref())?;
-            let m = n.min(test.n);
-            let stats = |x: &[f32]| classifier.stats(x, 500, &device);
-            let real = |d: &ImageDataset, noise: &mut NoiseSource| stats(&d.batch(&choose(d.n, m, noise)));
-            let reference = real(&test, &mut noise);
-            let floor_set = real(&train, &mut noise);
-            let clamped: Vec<f32> = samples.iter().map(|&v| (v as f32).clamp(-1.0, 1.0)).collect();
-            let generated = stats(&clamped);
-            let summary = |s: &scorediff::nn::ClassifierStats| {
-                let h = metrics::class_histogram(&s.predicted, s.classes);
-                (metrics::mean_max_softmax(&s.logits, s.classes), metrics::histogram_entropy_bits(&h), h)
-            };
-            let (confidence, entropy, histogram) = summary(&generated);
-            let (test_confidence, test_entropy, _) = summary(&reference);
-            let report = ImageReport {
-                kind: "image",
-                dataset: kind.to_string(),
-                n,
-                frechet_distance: metrics::frechet_distance(&generated.features, &reference.features, generated.dim),
-                frechet_distance_floor: metrics::frechet_distance(&floor_set.features, &reference.features, generated.dim),
-                confidence,
-                class_entropy_bits: entropy,
-                class_entropy_max_bits: (generated.classes as f64).log2(),
-                class_histogram: histogram,
-                test_confidence,
-                test_class_entropy_bits: test_entropy,
-                classifier: dir.display().to_string(),
-                classifier_test_accuracy: card.test_accuracy,
-                sampling,
-            };
-            print_image(&report, args.json)
-        }
+        Target::Image(kind) => eval_images(kind, drawn, args, &device, &mut noise, started),
         point_target => {
+            let (samples, sampling) = drawn.context("a 2-D target needs --model or --samples")?;
+            let n = samples.len() / dim;
             let fresh = |noise: &mut NoiseSource| match &point_target {
                 Target::Mixture(m) => m.sample(n, noise),
                 Target::Toy(t) => t.sample(n, noise),
@@ -318,10 +331,125 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
                     "{} samples vs {} ({} fresh points): energy distance {:.5} (floor {:.5}), MMD^2 {:.5} (floor {:.5}, bandwidth {:.3})",
                     report.sampling.source, report.target, n, report.energy_distance, report.energy_distance_floor, report.mmd2, report.mmd2_floor, h
                 );
+                print_sampling(&report.sampling);
             }
             Ok(())
         }
     }
+}
+
+/// `--samples`: `[n, dim]` finite values.
+fn read_samples(path: &Path, target: &Target) -> Result<(Vec<f64>, Sampling)> {
+    let dim = target.dim();
+    let a = read_npy(path).context("reading --samples")?;
+    let [n, cols] = a.shape;
+    if cols != dim {
+        bail!("samples {}: expected {dim} values per row ({}), found {cols}", path.display(), target.name());
+    }
+    if n < 2 {
+        bail!("samples {}: expected at least 2 rows, found {n}", path.display());
+    }
+    if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
+        bail!("samples {}: expected finite values, found {} at row {}", path.display(), a.data[i], i / dim);
+    }
+    Ok((a.data, Sampling { source: path.display().to_string(), ..Sampling::default() }))
+}
+
+/// The image metrics of `drawn` (or the floor alone), against `n` test images drawn with `noise`.
+fn eval_images(
+    kind: DatasetKind,
+    drawn: Option<(Vec<f64>, Sampling)>,
+    args: &EvalArgs,
+    device: &Device,
+    noise: &mut NoiseSource,
+    started: Instant,
+) -> Result<()> {
+    let dir = match &args.classifier {
+        Some(d) => d.clone(),
+        None => default_classifier(kind)?,
+    };
+    let (card, classifier) = load_classifier_dir(&dir, device).map_err(|e| anyhow!(e)).context("loading --classifier")?;
+    if card.dataset != kind {
+        bail!("--classifier {}: expected a {kind} classifier, found one for {}", dir.display(), card.dataset);
+    }
+    let test = ImageDataset::load(kind, Split::Test, args.data_dir.as_deref())?;
+    let train = ImageDataset::load(kind, Split::Train, args.data_dir.as_deref())?;
+    const SHAPE: [usize; 3] = [1, 28, 28];
+    let n = drawn.as_ref().map_or(args.n, |(s, _)| s.len() / SHAPE.iter().product::<usize>());
+    let m = n.min(test.n);
+    let stats = |x: &[f32]| classifier.stats(x, 500, device);
+    let test_images = test.batch(&choose(test.n, m, noise));
+    let reference = stats(&test_images);
+    // The floor: `m` training images against the same test images, once or `--floor-draws` times.
+    let floors: Vec<f64> = (0..args.floor_draws.unwrap_or(1))
+        .map(|_| {
+            let s = stats(&train.batch(&choose(train.n, m, noise)));
+            metrics::frechet_distance(&s.features, &reference.features, s.dim)
+        })
+        .collect();
+    let floor = match args.floor_draws {
+        Some(_) => FloorSpread { floor_spread: Some(Spread::of(&floors)), floor_draws: Some(floors.clone()) },
+        None => FloorSpread::default(),
+    };
+    let rule = FailureRule::for_dataset(kind);
+    let test_failures = rule.count(&test_images, SHAPE);
+
+    let Some((samples, sampling)) = drawn else {
+        let report = FloorReport {
+            kind: "floor",
+            dataset: kind.to_string(),
+            n: m,
+            frechet_distance_floor: floors[0],
+            floor,
+            test_failures: test_failures.failures,
+            test_failure_share: test_failures.share(),
+            failure_max_roughness: rule.max_roughness,
+            classifier: dir.display().to_string(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("{m} {kind} training images vs {m} test images, classifier {}:", report.classifier);
+            println!("  Frechet distance   {:.3}  (the first draw)", report.frechet_distance_floor);
+            print_floor(&report.floor);
+            println!("  failures           {} of {m} test images (rule: roughness above {})", report.test_failures, rule.max_roughness);
+        }
+        return Ok(());
+    };
+    let clamped: Vec<f32> = samples.iter().map(|&v| (v as f32).clamp(-1.0, 1.0)).collect();
+    let generated = stats(&clamped);
+    let failures = rule.count(&clamped, SHAPE);
+    let summary = |s: &scorediff::nn::ClassifierStats| {
+        let h = metrics::class_histogram(&s.predicted, s.classes);
+        (metrics::mean_max_softmax(&s.logits, s.classes), metrics::histogram_entropy_bits(&h), h)
+    };
+    let (confidence, entropy, histogram) = summary(&generated);
+    let (test_confidence, test_entropy, _) = summary(&reference);
+    let report = ImageReport {
+        kind: "image",
+        dataset: kind.to_string(),
+        n,
+        frechet_distance: metrics::frechet_distance(&generated.features, &reference.features, generated.dim),
+        frechet_distance_floor: floors[0],
+        confidence,
+        class_entropy_bits: entropy,
+        class_entropy_max_bits: (generated.classes as f64).log2(),
+        class_histogram: histogram,
+        test_confidence,
+        test_class_entropy_bits: test_entropy,
+        failures: failures.failures,
+        failure_share: failures.share(),
+        test_failures: test_failures.failures,
+        test_failure_share: test_failures.share(),
+        failure_max_roughness: rule.max_roughness,
+        floor,
+        classifier: dir.display().to_string(),
+        classifier_test_accuracy: card.test_accuracy,
+        sampling,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    print_image(&report, args.json)
 }
 
 fn print_image(r: &ImageReport, json: bool) -> Result<()> {
@@ -333,11 +461,34 @@ fn print_image(r: &ImageReport, json: bool) -> Result<()> {
             r.n, r.sampling.source, r.n, r.dataset, r.classifier, r.classifier_test_accuracy
         );
         println!("  Frechet distance   {:.3}  (floor, train vs test: {:.3})", r.frechet_distance, r.frechet_distance_floor);
+        print_floor(&r.floor);
+        println!(
+            "  failures           {} ({:.2}%; test images: {}, {:.2}%; rule: roughness above {})",
+            r.failures,
+            100.0 * r.failure_share,
+            r.test_failures,
+            100.0 * r.test_failure_share,
+            r.failure_max_roughness
+        );
         println!("  confidence         {:.4}  (test images: {:.4})", r.confidence, r.test_confidence);
         println!("  class entropy      {:.4} bits of {:.4}  (test images: {:.4})", r.class_entropy_bits, r.class_entropy_max_bits, r.test_class_entropy_bits);
         println!("  class histogram    {:?}", r.class_histogram);
+        print_sampling(&r.sampling);
     }
     Ok(())
+}
+
+fn print_floor(f: &FloorSpread) {
+    if let (Some(s), Some(draws)) = (&f.floor_spread, &f.floor_draws) {
+        println!("  floor spread       {} draws: mean {:.3}, sd {:.3}, min {:.3}, max {:.3}", s.count, s.mean, s.sd, s.min, s.max);
+        println!("  floor draws        {}", draws.iter().map(|d| format!("{d:.2}")).collect::<Vec<_>>().join(" "));
+    }
+}
+
+fn print_sampling(s: &Sampling) {
+    if let (Some(sampler), Some(nfe), Some(seconds), Some(rate)) = (&s.sampler, s.nfe, s.seconds, s.samples_per_second) {
+        println!("  sampling           {sampler}, {nfe} NFE per sample, {seconds:.2} s ({rate:.2} samples/s, {:.1} s per 1000)", 1000.0 / rate);
+    }
 }
 
 /// Draws `args.n` samples from the model.
@@ -361,7 +512,11 @@ fn draw(model: &Model, config: &SamplerConfig, args: &EvalArgs, dim: usize, devi
             let batches = args.n.div_ceil(args.batch);
             let bar = progress_bar("{msg} [{bar:40}] {pos}/{len} steps ({elapsed}, eta {eta})");
             let mut out = Vec::with_capacity(args.n * dim);
+            // Every sample of a batch sees each of its network evaluations: the count per
+            // sample is the batch's, not the sum over batches.
+            let mut per_sample = 0;
             for b in 0..batches {
+                let before = f.nfe();
                 let rows = args.batch.min(args.n - b * args.batch);
                 bar.set_message(format!("{} batch {}/{batches}", config.kind, b + 1));
                 let x = sampler::sample(config, &f, [rows, 1, 28, 28], &mut noise, device, |k, total, _| {
@@ -369,15 +524,18 @@ fn draw(model: &Model, config: &SamplerConfig, args: &EvalArgs, dim: usize, devi
                     bar.set_position((b * total + k) as u64);
                 });
                 out.extend(crate::to_vec(x)?.into_iter().map(f64::from));
+                per_sample = per_sample.max(f.nfe() - before);
             }
             bar.finish_and_clear();
-            sampling.nfe = Some(f.nfe());
+            sampling.nfe = Some(per_sample);
             out
         }
     };
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         bail!("{} with {} steps produced a non-finite value at sample {} (try more --steps)", config.kind, config.steps, i / dim);
     }
-    sampling.seconds = Some(started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    sampling.seconds = Some(seconds);
+    sampling.samples_per_second = Some((data.len() / dim) as f64 / seconds);
     Ok((data, sampling))
 }

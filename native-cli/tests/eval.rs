@@ -1,9 +1,13 @@
 //! End-to-end tests of `native-cli eval` and `native-cli bench`: the Frechet distance of real
-//! images sits at the real-data floor and that of noise far above it; a mixture's exact samples
-//! get an energy distance inside the null distribution; `bench --json` has its fields.
+//! images sits at the real-data floor and that of noise far above it, and the per-sample
+//! failure rule passes every real digit and fails every noise image; `--floor-draws` reports
+//! its draws and their spread, alone or beside samples, on the same test images; `nfe` counts
+//! the network evaluations per sample, however many batches; a mixture's exact samples get an
+//! energy distance inside the null distribution; `bench --json` has its fields.
 //!
-//! The image test uses the shipped classifier (`www/models/classifier-mnist`) and the MNIST
-//! subset in `tests/data/mnist-subset`, so it needs no download.
+//! The image tests use the shipped classifier (`www/models/classifier-mnist`), the MNIST subset
+//! in `tests/data/mnist-subset` and the tiny U-Net of the web crate's fixtures, so they need no
+//! download.
 
 use scorediff::data::{ImageDataset, Split};
 use scorediff::eval::{energy_null, target};
@@ -78,7 +82,86 @@ fn real_images_sit_at_the_floor_and_noise_far_above() {
     assert!(f(&r, "class_entropy_bits") > 3.2 && f(&r, "class_entropy_bits") <= 10f64.log2() + 1e-12, "{r}");
     assert!(f(&z, "confidence") < f(&r, "confidence"), "{z}");
     assert_eq!(r["n"], 100);
+    // The failure rule: no real digit fails it, every uniform-noise image does; the test
+    // images' count (the rule's false-positive rate) comes with every report.
+    let rule = scorediff::metrics::FailureRule::MNIST.max_roughness;
+    for v in [&r, &z] {
+        assert_eq!(f(v, "failure_max_roughness"), rule, "{v}");
+        assert_eq!((v["test_failures"].as_u64(), f(v, "test_failure_share")), (Some(0), 0.0), "{v}");
+    }
+    assert_eq!((r["failures"].as_u64(), f(&r, "failure_share")), (Some(0), 0.0), "{r}");
+    assert_eq!((z["failures"].as_u64(), f(&z, "failure_share")), (Some(100), 1.0), "{z}");
+    // Without --floor-draws there is no spread.
+    assert!(r.get("floor_spread").is_none() && r.get("floor_draws").is_none(), "{r}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+fn subset_args(extra: &[&str]) -> Vec<String> {
+    let (subset, classifier) = (root().join("tests/data/mnist-subset"), root().join("www/models/classifier-mnist"));
+    let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    v.extend(["--data-dir".into(), subset.display().to_string(), "--classifier".into(), classifier.display().to_string(), "--json".into()]);
+    v
+}
+
+fn run_subset(extra: &[&str]) -> serde_json::Value {
+    let args = subset_args(extra);
+    run_json(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `--floor-draws K` alone: K distances and their mean, sd, min and max; the first draw is the
+/// floor that an evaluation of samples with the same seed reports, against the same test images.
+#[test]
+fn floor_draws_report_their_spread() {
+    let alone = run_subset(&["eval", "--dataset", "mnist", "--n", "20", "--seed", "3", "--floor-draws", "4"]);
+    println!("{alone}");
+    assert_eq!((alone["kind"].as_str(), alone["n"].as_u64()), (Some("floor"), Some(20)), "{alone}");
+    let draws: Vec<f64> = alone["floor_draws"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(draws.len(), 4);
+    assert!(draws.iter().all(|&d| d > 0.0) && draws.windows(2).any(|w| w[0] != w[1]), "independent draws differ: {draws:?}");
+    let s = &alone["floor_spread"];
+    let mean = draws.iter().sum::<f64>() / 4.0;
+    let sd = (draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+    assert_eq!(s["count"], 4);
+    assert!((f(s, "mean") - mean).abs() < 1e-9 && (f(s, "sd") - sd).abs() < 1e-9, "{s}");
+    assert_eq!((f(s, "min"), f(s, "max")), (draws.iter().cloned().fold(f64::INFINITY, f64::min), draws.iter().cloned().fold(0.0, f64::max)));
+    assert_eq!(f(&alone, "frechet_distance_floor"), draws[0]);
+    assert_eq!(alone["test_failures"], 0);
+
+    // Beside samples: the same draws (the same seed draws the same test and training images).
+    let train = ImageDataset::load_dir(&root().join("tests/data/mnist-subset"), Split::Train).unwrap();
+    let dir = temp("floor");
+    let real = dir.join("real.npy");
+    write_npy_f32(&real, &train.batch(&(0..20).collect::<Vec<_>>()), [20, 784]).unwrap();
+    let samples = ["eval", "--samples", real.to_str().unwrap(), "--dataset", "mnist", "--n", "20", "--seed", "3"];
+    let with = run_subset(&[&samples[..], &["--floor-draws", "4"]].concat());
+    let without = run_subset(&samples);
+    assert_eq!(with["floor_draws"], alone["floor_draws"], "{with}");
+    assert_eq!(f(&with, "frechet_distance_floor"), draws[0]);
+    assert_eq!(f(&without, "frechet_distance_floor"), draws[0]);
+    assert_eq!(with["frechet_distance"], without["frechet_distance"]);
+    // --floor-draws is for image data sets.
+    let out = Command::new(env!("CARGO_BIN_EXE_native-cli")).args(["eval", "--dataset", "two-moons", "--floor-draws", "2"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--floor-draws"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `sampling.nfe` is what each sample saw: 5 samples in batches of 2 at 3 DDIM steps are 3
+/// evaluations each (9 batched calls); a 2-D model in one batch likewise. The sampling time
+/// and rate agree.
+#[test]
+fn nfe_is_per_sample_and_time_is_reported() {
+    let unet = root().join("web/tests/fixtures/tiny-unet");
+    let v = run_subset(&["eval", "--model", unet.to_str().unwrap(), "--sampler", "ddim", "--steps", "3", "--n", "5", "--batch", "2"]);
+    println!("{v}");
+    let s = &v["sampling"];
+    assert_eq!((s["nfe"].as_u64(), s["steps"].as_u64(), v["n"].as_u64()), (Some(3), Some(3), Some(5)), "{v}");
+    assert!(f(s, "seconds") > 0.0 && (f(s, "samples_per_second") * f(s, "seconds") - 5.0).abs() < 1e-6, "{s}");
+    assert!(f(&v, "seconds") >= f(s, "seconds"), "{v}");
+    assert!(v["failures"].as_u64().unwrap() <= 5 && (0.0..=1.0).contains(&f(&v, "failure_share")), "{v}");
+    let toy = root().join("www/models/two-moons");
+    let p = run_json(&["eval", "--model", toy.to_str().unwrap(), "--sampler", "ddim", "--steps", "4", "--n", "50", "--json"]);
+    assert_eq!(p["sampling"]["nfe"], 4, "{p}");
+    assert!(f(&p["sampling"], "samples_per_second") > 0.0, "{p}");
 }
 
 #[test]
