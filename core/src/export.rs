@@ -4,10 +4,16 @@
 //! - `model.json`, a [`ModelCard`]: the format version, the data set, the network config (the
 //!   `network` object of a run's `config.json`, [`Network`]), the forward SDE ([`SdeConfig`]),
 //!   the reverse-process variance ([`Variance`]; `small` when absent, as in cards written before
-//!   it existed), the weights file name and precision, the shape of one data point, the
-//!   parameter count, the training steps and the command that trained it;
+//!   it existed), the weights file name, precision and SHA-256, the shape of one data point,
+//!   the parameter count, the training steps and the command that trained it;
 //! - `weights.bpk`, the EMA weights of the run (Polyak averaging, as sampled from in Ho et al.
 //!   2020 and Song et al. 2021) in burn's Burnpack format, in f32 or f16.
+//!
+//! The card's `weights_sha256` (FIPS 180-4 SHA-256 of the weights file, lower-case hex) names
+//! the weights by their content: [`write_dir`] always writes it, loading checks it
+//! ([`check_sha256`]; a card without it, written before it existed, loads unchecked), and the
+//! page keys its cached copy of the weights by it, so new weights reach a browser that cached
+//! the old ones.
 //!
 //! f16 halves the file; loading always gives f32 modules back (every float tensor is cast on
 //! the way in, see [`crate::nn::load_burnpack_bytes`]), so the network then computes in f32 with
@@ -139,6 +145,10 @@ pub struct ModelCard {
     pub weights: String,
     /// Precision of the weights file.
     pub dtype: WeightsDType,
+    /// SHA-256 of the weights file ([`sha256_hex`]), checked when they are loaded; `None` in
+    /// cards written before it existed and in a training run's card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
     /// Shape of one data point: `[channels, height, width]` for images, `[dim]` otherwise.
     pub shape: Vec<usize>,
     /// Number of stored float parameters.
@@ -151,6 +161,38 @@ pub struct ModelCard {
 
 fn field(file: &str, field: &str, expected: impl Into<String>, found: impl Into<String>) -> ExportError {
     ExportError::Field { file: file.into(), field: field.into(), expected: expected.into(), found: found.into() }
+}
+
+/// The card field holding the weights' SHA-256 (in `model.json` and `classifier.json`).
+pub const SHA256_FIELD: &str = "weights_sha256";
+
+/// SHA-256 of `bytes` (FIPS 180-4) as 64 lower-case hex digits, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `s` is written as [`sha256_hex`] writes a hash.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Checks that `weights` (the file `weights_name`) hash to `expected`, the
+/// [`SHA256_FIELD`] of the card `card_file`.
+///
+/// # Errors
+/// [`ExportError::Field`] naming the card, the field, both hashes and the weights file.
+pub fn check_sha256(card_file: &str, expected: &str, weights: &[u8], weights_name: &str) -> Result<(), ExportError> {
+    let found = sha256_hex(weights);
+    if found == expected {
+        return Ok(());
+    }
+    Err(field(
+        card_file,
+        SHA256_FIELD,
+        format!("{expected} (the SHA-256 of the weights the card was written for)"),
+        format!("{found}, the SHA-256 of {weights_name} (the card and the weights come from different exports)"),
+    ))
 }
 
 /// The shape of one data point of `dataset`.
@@ -173,6 +215,7 @@ impl ModelCard {
             variance: config.variance,
             weights: WEIGHTS_FILE.to_string(),
             dtype: WeightsDType::F32,
+            weights_sha256: None,
             shape: data_shape(config.dataset),
             parameters,
             steps_trained,
@@ -217,6 +260,9 @@ impl ModelCard {
         let w = &self.weights;
         if w.is_empty() || w.contains(['/', '\\']) || w == "." || w == ".." {
             return Err(field(file, "weights", "a plain file name inside the model directory", format!("{w:?}")));
+        }
+        if let Some(h) = self.weights_sha256.as_deref().filter(|h| !is_sha256_hex(h)) {
+            return Err(field(file, SHA256_FIELD, "64 lower-case hex digits (a SHA-256)", format!("{h:?}")));
         }
         self.sde.build().map_err(|e| field(file, &format!("sde.{}", e.field), "a valid SDE", e.message))?;
         let net_err = |e: NnError| ExportError::Invalid { file: file.into(), message: format!("network: {e}") };
@@ -266,14 +312,17 @@ impl ModelCard {
     ///
     /// # Errors
     /// [`ExportError::Weights`] when the bytes are not a Burnpack file or hold another
-    /// architecture's tensors; [`ExportError::Field`] when the parameter count differs from
-    /// the card's.
+    /// architecture's tensors; [`ExportError::Field`] when their SHA-256 or parameter count
+    /// differs from the card's ([`check_sha256`], checked first, when the card has one).
     pub fn load_net(&self, weights: Vec<u8>, device: &Device) -> Result<LoadedNet, ExportError> {
         self.load_net_named(weights, &self.weights, device)
     }
 
     /// As [`load_net`](Self::load_net), naming the weights `name` in errors.
     pub fn load_net_named(&self, weights: Vec<u8>, name: &str, device: &Device) -> Result<LoadedNet, ExportError> {
+        if let Some(expected) = &self.weights_sha256 {
+            check_sha256(MODEL_FILE, expected, &weights, name)?;
+        }
         let net = match &self.network {
             Network::Unet(c) => LoadedNet::Image(load_burnpack_bytes(c, weights, name, device)?),
             Network::Mlp(c) => LoadedNet::Point(load_burnpack_bytes(c, weights, name, device)?),
@@ -464,10 +513,12 @@ pub fn load_run_dir(run_dir: &Path, device: &Device) -> Result<(ModelCard, Loade
 }
 
 /// Writes an export directory: `card.weights` (the given bytes) then `model.json`, each
-/// atomically ([`crate::io::write_atomic`]); creates `dir`. When `dir` already holds a model
-/// whose weights differ from `weights`, refuses unless `force`.
+/// atomically ([`crate::io::write_atomic`]); creates `dir`. The card is written with the
+/// weights' SHA-256 in `weights_sha256` (whatever `card` held there) and returned as written.
+/// When `dir` already holds a model whose weights differ from `weights`, refuses unless `force`.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn write_dir(dir: &Path, card: &ModelCard, weights: &[u8], force: bool) -> Result<(), ExportError> {
+pub fn write_dir(dir: &Path, card: &ModelCard, weights: &[u8], force: bool) -> Result<ModelCard, ExportError> {
+    let card = ModelCard { weights_sha256: Some(sha256_hex(weights)), ..card.clone() };
     card.validate(MODEL_FILE)?;
     let write_err = |path: &Path, error| ExportError::from(crate::io::FileError::write(path, error));
     let (card_path, weights_path) = (dir.join(MODEL_FILE), dir.join(&card.weights));
@@ -484,7 +535,7 @@ pub fn write_dir(dir: &Path, card: &ModelCard, weights: &[u8], force: bool) -> R
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
     crate::io::write_atomic(&weights_path, weights).map_err(|e| write_err(&weights_path, e))?;
     crate::io::write_atomic(&card_path, format!("{}\n", card.to_json()).as_bytes()).map_err(|e| write_err(&card_path, e))?;
-    Ok(())
+    Ok(card)
 }
 
 #[cfg(test)]
@@ -607,19 +658,25 @@ mod tests {
         assert!(err <= 1e-2 * max_abs.max(1.0), "max error {err} vs scale {max_abs}");
     }
 
+    /// The point card with the parameter count of a fresh MLP, its config and its f32 weights.
+    fn point_model(dev: &Device) -> (ModelCard, MlpConfig, Vec<u8>) {
+        let mut card = point_card();
+        let Network::Mlp(cfg) = card.network.clone() else { unreachable!() };
+        let net = LoadedNet::Point(cfg.init(dev));
+        card.parameters = net.num_params();
+        (card, cfg, net.weights_bytes(WeightsDType::F32).unwrap())
+    }
+
     #[test]
     fn export_dir_write_load_and_refuse_overwrite() {
         let dev = device();
         let dir = temp_dir("export").join("moons");
-        let mut card = point_card();
-        let Network::Mlp(cfg) = &card.network else { unreachable!() };
-        let net = LoadedNet::Point(cfg.init(&dev));
-        card.parameters = net.num_params();
-        let bytes = net.weights_bytes(WeightsDType::F32).unwrap();
-        write_dir(&dir, &card, &bytes, false).unwrap();
+        let (card, cfg, bytes) = point_model(&dev);
+        let written = write_dir(&dir, &card, &bytes, false).unwrap();
+        assert_eq!(written, ModelCard { weights_sha256: Some(sha256_hex(&bytes)), ..card.clone() });
         assert!(is_export_dir(&dir) && !is_run_dir(&dir));
         let (c2, n2) = load_dir(&dir, &dev).unwrap();
-        assert_eq!(c2, card);
+        assert_eq!(c2, written);
         assert_eq!(n2.num_params(), card.parameters);
         // Same weights again: fine. Other weights: refused unless forced.
         write_dir(&dir, &card, &bytes, false).unwrap();
@@ -631,6 +688,46 @@ mod tests {
         assert!(matches!(e, ExportError::NotAModel { .. }), "{e}");
         let e = load_run_dir(&dir, &dev).unwrap_err();
         assert!(e.to_string().contains("config.json"), "{e}");
+        std::fs::remove_dir_all(dir.parent().unwrap()).ok();
+    }
+
+    /// `weights_sha256`: the FIPS 180-4 test vectors; written by `write_dir`; weights changed
+    /// behind the card's back are refused, naming the card, the field, both hashes and the
+    /// weights file; a card without the field (written before it existed) loads unchecked; a
+    /// malformed hash is a field error.
+    #[test]
+    fn weights_sha256_is_written_and_checked() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let dev = device();
+        let dir = temp_dir("export-sha256").join("moons");
+        let (card, cfg, bytes) = point_model(&dev);
+        let hash = sha256_hex(&bytes);
+        write_dir(&dir, &card, &bytes, false).unwrap();
+        let text = std::fs::read_to_string(dir.join(MODEL_FILE)).unwrap();
+        assert!(text.contains(&format!("\"weights_sha256\": \"{hash}\"")), "{text}");
+        // Retrained weights without a re-exported card.
+        let other = LoadedNet::Point(cfg.init(&dev)).weights_bytes(WeightsDType::F32).unwrap();
+        let weights_path = dir.join(WEIGHTS_FILE);
+        std::fs::write(&weights_path, &other).unwrap();
+        let e = load_dir(&dir, &dev).unwrap_err();
+        assert!(matches!(&e, ExportError::Field { field, .. } if field == SHA256_FIELD), "{e}");
+        let message = e.to_string();
+        let named = [MODEL_FILE.to_string(), format!("`{SHA256_FIELD}`"), hash.clone(), sha256_hex(&other), weights_path.display().to_string()];
+        assert!(named.iter().all(|s| message.contains(s.as_str())), "{message}");
+        // The same through the bytes API the page uses.
+        let stored = ModelCard::from_json(&text).unwrap();
+        assert!(matches!(stored.load_net(other.clone(), &dev), Err(ExportError::Field { .. })));
+        assert_eq!(stored.load_net(bytes, &dev).unwrap().num_params(), card.parameters);
+        // Without the field: loads whatever weights are there.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v.as_object_mut().unwrap().remove(SHA256_FIELD);
+        std::fs::write(dir.join(MODEL_FILE), v.to_string()).unwrap();
+        let (old, _) = load_dir(&dir, &dev).unwrap();
+        assert_eq!(old.weights_sha256, None);
+        v[SHA256_FIELD] = hash.to_uppercase().into();
+        let e = ModelCard::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{SHA256_FIELD}`")) && e.contains("lower-case hex"), "{e}");
         std::fs::remove_dir_all(dir.parent().unwrap()).ok();
     }
 }

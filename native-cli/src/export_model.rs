@@ -1,5 +1,6 @@
 //! `native-cli export`: write a trained model as the export directory the web page loads
-//! (`model.json` + `weights.bpk`, see `scorediff::export`), f32 or f16.
+//! (`model.json` + `weights.bpk`, see `scorediff::export`), f32 or f16; the card carries the
+//! weights' SHA-256, which the page keys its cache by.
 
 use crate::model_source::ModelSource;
 use anyhow::{Context, Result, bail};
@@ -49,14 +50,15 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         card.command = c.clone();
     }
     let weights = net.weights_bytes(card.dtype).context("encoding the weights")?;
-    write_dir(&args.out, &card, &weights, args.force)?;
+    let card = write_dir(&args.out, &card, &weights, args.force)?;
     println!(
-        "exported {} ({} parameters, {} steps, {} weights, {} bytes) -> {}",
+        "exported {} ({} parameters, {} steps, {} weights, {} bytes, SHA-256 {}) -> {}",
         card.name,
         card.parameters,
         card.steps_trained,
         card.dtype.name(),
         weights.len(),
+        card.weights_sha256.as_deref().unwrap_or("?"),
         args.out.display()
     );
     Ok(())

@@ -1,6 +1,6 @@
 //! `native-cli train-classifier`: train the small CNN classifier whose features `eval` measures
 //! the Frechet distance in, and write `DIR/classifier.json` (config, training settings, test
-//! accuracy, the command) and `DIR/classifier.bpk` (weights). The training itself is
+//! accuracy, the command, the weights' SHA-256) and `DIR/classifier.bpk` (weights). The training itself is
 //! `scorediff::train::classifier`.
 //!
 //! `--noisy` trains a noise-conditional classifier `p_t(y | x_t)` instead, on data perturbed by
@@ -11,9 +11,10 @@ use crate::progress_bar;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use scorediff::data::{DatasetKind, ImageDataset, Split};
+use scorediff::export::sha256_hex;
 use scorediff::io::write_atomic;
 use scorediff::nn::TimeEmbedding;
-use scorediff::nn::{ClassifierConfig, save_burnpack};
+use scorediff::nn::{ClassifierConfig, burnpack_bytes};
 use scorediff::sde::{ScheduleKind, SdeConfig};
 use scorediff::train::classifier::{CARD_FILE, ClassifierCard, ClassifierTraining, WEIGHTS_FILE, accuracy, accuracy_at, train_classifier};
 use std::path::PathBuf;
@@ -110,9 +111,12 @@ pub fn train_classifier_cmd(args: &TrainClassifierArgs) -> Result<()> {
             (at(times[0]), times.iter().map(|&t| [t, at(t)]).collect())
         }
     };
-    let card = ClassifierCard { dataset: args.dataset, config, training, test_accuracy, command: command_line(), sde: sde_config, accuracy_by_time };
+    let bytes = burnpack_bytes(&net)?;
+    let weights_sha256 = Some(sha256_hex(&bytes));
+    let card =
+        ClassifierCard { dataset: args.dataset, config, training, test_accuracy, command: command_line(), sde: sde_config, accuracy_by_time, weights_sha256 };
     let weights = args.out.join(WEIGHTS_FILE);
-    save_burnpack(&net, &weights)?;
+    write_atomic(&weights, &bytes).with_context(|| format!("writing {}", weights.display()))?;
     let card_path = args.out.join(CARD_FILE);
     write_atomic(&card_path, card.to_json().as_bytes()).with_context(|| format!("writing {}", card_path.display()))?;
     println!(

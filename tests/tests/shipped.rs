@@ -1,6 +1,7 @@
 //! The weights shipped under `www/models/` load into the current architecture (strict
 //! Burnpack loading: a renamed, added or reshaped parameter fails), their cards agree with the
-//! weights, and the shipped 2-D models still sample their toy distributions.
+//! weights (parameter count, shape, SHA-256), and the shipped 2-D models still sample their toy
+//! distributions.
 //!
 //! Threshold for the toys (as in `train.rs`): the energy distance of 1000 DDIM samples to
 //! fresh data must be below a quarter of that of the data's best Gaussian fit.
@@ -22,14 +23,14 @@
 use scorediff::burn::tensor::{Device, Tensor};
 use scorediff::data::Toy;
 use scorediff::eval::sample_model;
-use scorediff::export::{LoadedNet, read_dir};
+use scorediff::export::{LoadedNet, read_dir, sha256_hex};
 use scorediff::metrics::{energy_distance, histogram_entropy_bits, mean_max_softmax};
 use scorediff::model::ScoreFn;
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::sample;
 use scorediff::sampler::{SamplerConfig, SamplerKind};
-use scorediff::train::classifier::load_classifier_dir;
+use scorediff::train::classifier::{CARD_FILE, ClassifierCard, WEIGHTS_FILE as CLASSIFIER_WEIGHTS, load_classifier_dir};
 use scorediff_tests::gaussian_fit;
 use std::path::PathBuf;
 
@@ -71,6 +72,39 @@ fn every_shipped_model_loads_and_matches_its_card() {
             LoadedNet::Point(_) => {}
         }
     }
+}
+
+/// Every shipped card, of a score model or a classifier, carries the SHA-256 of its weights
+/// file (what the page keys its cached copy by, and what loading checks): weights retrained
+/// without exporting the card again fail here.
+#[test]
+fn every_shipped_card_carries_its_weights_sha256() {
+    for name in shipped() {
+        let stored = read_dir(&models_dir().join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let found = sha256_hex(&stored.weights);
+        assert_eq!(
+            stored.card.weights_sha256.as_deref(),
+            Some(found.as_str()),
+            "{name}: `weights_sha256` of model.json vs the SHA-256 of {}",
+            stored.card.weights
+        );
+    }
+    let mut classifiers = 0;
+    for entry in std::fs::read_dir(models_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(dir.join(CARD_FILE)) else { continue };
+        let card: ClassifierCard = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let found = sha256_hex(&std::fs::read(dir.join(CLASSIFIER_WEIGHTS)).unwrap());
+        assert_eq!(
+            card.weights_sha256.as_deref(),
+            Some(found.as_str()),
+            "{}: `weights_sha256` of {CARD_FILE} vs the SHA-256 of {CLASSIFIER_WEIGHTS}",
+            dir.display()
+        );
+        load_classifier_dir(&dir, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+        classifiers += 1;
+    }
+    assert!(classifiers >= 2, "the MNIST and Fashion-MNIST classifiers are shipped (found {classifiers})");
 }
 
 #[test]

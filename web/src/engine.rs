@@ -585,7 +585,7 @@ impl ImageClassifier {
     /// writes it) and Burnpack weights.
     pub fn load(card_json: &str, weights: Vec<u8>) -> Result<Self, String> {
         let card: scorediff::train::classifier::ClassifierCard = parse("classifier.json", card_json)?;
-        let net = scorediff::nn::load_burnpack_bytes(&card.config, weights, "classifier weights", &Device::flex()).map_err(|e| e.to_string())?;
+        let net = card.load_net(weights, scorediff::train::classifier::WEIGHTS_FILE, &Device::flex())?;
         Ok(Self { net })
     }
 

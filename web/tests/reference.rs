@@ -34,6 +34,7 @@ fn write_fixture(dir: &Path) {
         variance: Variance::Small,
         weights: "weights.bpk".into(),
         dtype: WeightsDType::F32,
+        weights_sha256: None,
         shape: vec![1, 28, 28],
         parameters: net.num_params(),
         steps_trained: 0,

@@ -32,6 +32,7 @@ fn model(variance: Variance) -> Rc<ImageModel> {
         variance,
         weights: "weights.bpk".into(),
         dtype: WeightsDType::F32,
+        weights_sha256: None,
         shape: vec![1, 28, 28],
         parameters: net.num_params(),
         steps_trained: 0,

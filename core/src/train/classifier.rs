@@ -11,7 +11,7 @@
 use super::trainer::optimizer;
 use super::{OptimConfig, StepReport, TrainError};
 use crate::data::{DatasetKind, ImageDataset};
-use crate::nn::{Classifier, ClassifierConfig, NetworkConfig, load_burnpack};
+use crate::nn::{Classifier, ClassifierConfig, NetworkConfig, load_burnpack_bytes};
 use crate::noise::NoiseSource;
 use crate::sde::{Sde, SdeConfig};
 use burn::module::Module;
@@ -47,12 +47,26 @@ pub struct ClassifierCard {
     /// `[t, accuracy]` on perturbed test images at a few times (noise-conditional only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accuracy_by_time: Vec<[f64; 2]>,
+    /// SHA-256 of `classifier.bpk` ([`crate::export::sha256_hex`]), checked on load and keying
+    /// the page's cached copy, as a model card's; `None` in cards written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 impl ClassifierCard {
     /// The card as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("card serialises")
+    }
+
+    /// Builds the card's network on `device` and loads `weights` (the bytes of the file
+    /// `name`) into it, after checking their SHA-256 against the card's when it has one.
+    pub fn load_net(&self, weights: Vec<u8>, name: &str, device: &Device) -> Result<Classifier, String> {
+        self.config.validate().map_err(|e| format!("{CARD_FILE}: {e}"))?;
+        if let Some(expected) = &self.weights_sha256 {
+            crate::export::check_sha256(CARD_FILE, expected, &weights, name).map_err(|e| e.to_string())?;
+        }
+        load_burnpack_bytes(&self.config, weights, name, device).map_err(|e| e.to_string())
     }
 }
 
@@ -62,8 +76,9 @@ pub fn load_classifier_dir(dir: &Path, device: &Device) -> Result<(ClassifierCar
     let card_path = dir.join(CARD_FILE);
     let text = std::fs::read_to_string(&card_path).map_err(|e| format!("cannot read {}: {e}", card_path.display()))?;
     let card: ClassifierCard = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", card_path.display()))?;
-    card.config.validate().map_err(|e| format!("{}: {e}", card_path.display()))?;
-    let net = load_burnpack(&card.config, dir.join(WEIGHTS_FILE), device).map_err(|e| e.to_string())?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let weights = crate::io::read_file(&weights_path).map_err(|e| e.to_string())?;
+    let net = card.load_net(weights, &weights_path.display().to_string(), device)?;
     Ok((card, net))
 }
 
