@@ -6,7 +6,8 @@
 # packages (npm ci).
 #   scripts/browser-tests.sh            both
 #   scripts/browser-tests.sh --unit     the wasm-bindgen tests only
-#   scripts/browser-tests.sh --e2e      the end-to-end test only (builds www/pkg first)
+#   scripts/browser-tests.sh --e2e      the end-to-end test only (builds www/pkg first; before
+#                                       that, the node test of the worker's file cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -39,6 +40,8 @@ if [[ $what == all || $what == --unit ]]; then
     wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release -- --locked --test browser)
 fi
 if [[ $what == all || $what == --e2e ]]; then
+  # The worker's model-file cache (www/files.js) under node alone: no build, no browser.
+  (cd tests/e2e && node --test files.test.mjs)
   ./run.sh --no-serve
   (cd tests/e2e && npm ci --no-audit --no-fund && node e2e.mjs)
 fi

@@ -3,8 +3,11 @@
 // 'result' | 'error', ...}. A long job yields to the event loop between steps, which is how a
 // 'stop' message gets through.
 import init, * as wasm from './pkg/scorediff_web.js';
+import { modelFiles } from './files.js';
 
-const CACHE = 'scorediff-models-v1';
+// Cards fresh from the network, weights cached by their SHA-256 (see files.js).
+const files = modelFiles({ caches: self.caches || null, fetch: (...args) => fetch(...args), base: self.location.href,
+  subtle: self.crypto && self.crypto.subtle });
 let runtime = null;
 const images = new Map(); // name -> ImageModel
 const points = new Map(); // key -> PointModel
@@ -12,21 +15,6 @@ let lab = null;
 let stopRequested = false;
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
-
-// Fetches a model file once; later visits read it from the Cache API (where it exists: secure
-// contexts such as localhost). A missing file is an error that names it.
-async function fetchCached(url) {
-  const cache = self.caches ? await self.caches.open(CACHE).catch(() => null) : null;
-  const hit = cache && (await cache.match(url));
-  if (hit) return hit;
-  const response = await fetch(url);
-  if (!response.ok) {
-    throw new Error(`${url}: ${response.status} ${response.statusText} — the model's files are missing ` +
-      `(export them with \`native-cli export\` into www/models/, see the README)`);
-  }
-  if (cache) await cache.put(url, response.clone()).catch(() => {});
-  return response;
-}
 
 // A wasm panic surfaces as a bare RuntimeError; the panic hook kept its message.
 function describe(e) {
@@ -38,12 +26,16 @@ function describe(e) {
   return message;
 }
 
+// The card's JSON, or {} when it is not JSON (the core then reports the card's error).
+function parseCard(text) {
+  try { return JSON.parse(text) || {}; } catch (_) { return {}; }
+}
+
 async function loadModelFiles(name) {
   const base = `models/${name}/`;
-  const card = await (await fetchCached(base + 'model.json')).text();
-  let weightsFile = 'weights.bpk';
-  try { weightsFile = JSON.parse(card).weights || weightsFile; } catch (_) { /* model.json errors come from Rust */ }
-  const weights = new Uint8Array(await (await fetchCached(base + weightsFile)).arrayBuffer());
+  const card = await files.text(base + 'model.json');
+  const { weights: weightsFile, weights_sha256: sha256 } = parseCard(card);
+  const weights = await files.bytes(base + (weightsFile || 'weights.bpk'), sha256);
   return { card, weights };
 }
 
@@ -85,7 +77,7 @@ async function pointModel(source) {
   if (points.has(key)) return points.get(key);
   let model;
   if (source.kind === 'mixture') {
-    model = wasm.PointModel.mixture(await (await fetchCached('models/' + source.file)).text());
+    model = wasm.PointModel.mixture(await files.text('models/' + source.file));
   } else {
     const { card, weights } = await loadModelFiles(source.name);
     model = wasm.PointModel.load(card, weights);
@@ -142,8 +134,8 @@ const handlers = {
   async classify({ dir, config, weights, pixels }) {
     const key = 'classifier:' + dir;
     if (!points.has(key)) {
-      const cfg = await (await fetchCached(`models/${dir}/${config}`)).text();
-      const w = new Uint8Array(await (await fetchCached(`models/${dir}/${weights}`)).arrayBuffer());
+      const cfg = await files.text(`models/${dir}/${config}`);
+      const w = await files.bytes(`models/${dir}/${weights}`, parseCard(cfg).weights_sha256);
       points.set(key, wasm.Classifier.load(cfg, w));
     }
     return { probabilities: await points.get(key).probabilities(new Float32Array(pixels)) };

@@ -3,7 +3,9 @@
 // playwright-core, generates images with two samplers, checks the canvas holds non-blank
 // output (and, when a classifier is shipped in www/models/classifier-mnist/ and the real MNIST
 // model is there, that the classifier is confident on the generated digits), trains the 2-D
-// toy for a few hundred steps and checks that the loss falls. Screenshots go to the output
+// toy for a few hundred steps and checks that the loss falls; the weights are cached under
+// their card's SHA-256, and a visitor with another export cached gets the served one (the
+// cache logic itself: files.test.mjs). Screenshots go to the output
 // directory (E2E_OUT, default tests/e2e/out).
 //
 // Environment: CHROMIUM (default /usr/bin/chromium); E2E_MODEL = mnist (default) or fixture
@@ -86,6 +88,16 @@ try {
   console.log(`page ready on ${report.backend} in ${report.loadSeconds.toFixed(1)} s`);
   check(await page.evaluate(() => document.body.dataset.load === 'done'),
     `the model loads (${await page.evaluate(() => document.body.dataset.error || 'no error')})`);
+
+  // The worker keeps the weights under their card's SHA-256, and nothing else for that file.
+  const servedCard = JSON.parse(readFileSync(join(useFixture ? fixtureDir : join(www, 'models', 'mnist'), 'model.json'), 'utf8'));
+  const weightsKeys = () => page.evaluate(async () => (await (await caches.open('scorediff-models-v1')).keys())
+    .map((r) => r.url).filter((u) => new URL(u).pathname === '/models/mnist/weights.bpk'));
+  const hashed = `${url}models/mnist/weights.bpk?sha256=${servedCard.weights_sha256}`;
+  if (servedCard.weights_sha256) {
+    const keys = await weightsKeys();
+    check(keys.length === 1 && keys[0] === hashed, `the weights are cached under their SHA-256 (${keys.join(', ') || 'no entry'})`);
+  }
 
   // A listed model whose files are missing must give a clear message (the index is patched
   // through the network layer to list one that does not exist).
@@ -175,6 +187,28 @@ try {
   const message = await page2.textContent('#error');
   check(/no-such-model\/model\.json: 404/.test(message) && /missing/.test(message), `a missing model is reported: "${message.slice(0, 120)}…"`);
   await page2.screenshot({ path: join(out, 'missing-model.png') });
+
+  // A returning visitor whose cache holds another export of the model (a card and weights
+  // under an old hash, and weights under their bare URL, as the page kept them before hashes)
+  // gets the served ones: the card is fetched fresh and the weights by its hash; the stale
+  // entries are dropped.
+  await page.evaluate(async () => {
+    const cache = await caches.open('scorediff-models-v1');
+    for (const r of await cache.keys()) if (new URL(r.url).pathname.startsWith('/models/mnist/')) await cache.delete(r);
+    const old = '0'.repeat(64);
+    await cache.put('models/mnist/model.json', new Response(JSON.stringify({ format: 1, weights: 'weights.bpk', weights_sha256: old })));
+    await cache.put(`models/mnist/weights.bpk?sha256=${old}`, new Response(new Uint8Array([1, 2, 3])));
+    await cache.put('models/mnist/weights.bpk', new Response(new Uint8Array([4, 5, 6])));
+  });
+  await page.reload();
+  await page.waitForSelector('body[data-ready=yes]', { timeout: 120000 });
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.load), null, { timeout: 300000 });
+  check(await page.evaluate(() => document.body.dataset.load === 'done'),
+    `a returning visitor with another export cached loads the served one (${await page.evaluate(() => document.body.dataset.error || 'no error')})`);
+  if (servedCard.weights_sha256) {
+    const keys = await weightsKeys();
+    check(keys.length === 1 && keys[0] === hashed, `the stale weights entries are dropped (${keys.join(', ') || 'no entry'})`);
+  }
   exitCode = failures.length ? 1 : 0;
 } catch (e) {
   console.error('FAIL', e);
