@@ -375,8 +375,18 @@ async function start() {
   const options = ready.samplers.map((s) => `<option value="${s.name}" title="${s.about}">${s.name}${s.flex_only && ready.backend === 'webgpu' ? ' (CPU)' : ''}</option>`).join('');
   $('img-sampler').innerHTML = options;
   $('lab-sampler').innerHTML = options;
-  // Ancestral at 50 steps: the shipped MNIST model's best sampler at that budget (BENCHMARKS.md).
-  $('img-sampler').value = 'ancestral';
+  // One button per preset of the web crate; the page opens on the first (DPM-Solver++(2M) at
+  // 10 steps), ancestral sampling is the other.
+  const choose = ({ name, steps }) => { $('img-sampler').value = name; $('img-steps').value = String(steps); };
+  $('img-presets').replaceChildren(...ready.presets.map((p) => {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = `${p.name}, ${p.steps} steps`;
+    button.dataset.sampler = p.name;
+    button.onclick = () => choose(p);
+    return button;
+  }));
+  choose(ready.presets[0]);
   $('lab-sampler').value = 'ode-heun';
   state.info = null;
 }

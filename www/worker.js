@@ -90,7 +90,8 @@ const handlers = {
   async init({ prefer }) {
     await init();
     runtime = await wasm.Runtime.create(prefer || 'auto');
-    return { backend: runtime.backend, note: runtime.note, samplers: JSON.parse(wasm.samplers()) };
+    return { backend: runtime.backend, note: runtime.note, samplers: JSON.parse(wasm.samplers()),
+      presets: JSON.parse(wasm.samplerPresets()) };
   },
   async 'load-image'({ name }) {
     if (!images.has(name)) {

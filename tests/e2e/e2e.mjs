@@ -1,6 +1,7 @@
 // End-to-end test of the page: serves www/ (built beforehand by `./run.sh --no-serve`; this
 // script builds nothing) on a free localhost port with a small static server, opens it in headless Chromium through
-// playwright-core, generates images with two samplers, checks the canvas holds non-blank
+// playwright-core, checks it opens on the fast sampler with ancestral sampling one click away,
+// generates images with two samplers, checks the canvas holds non-blank
 // output (and, when a classifier is shipped in www/models/classifier-mnist/ and the real MNIST
 // model is there, that the classifier is confident on the generated digits), trains the 2-D
 // toy for a few hundred steps and checks that the loss falls; the weights are cached under
@@ -88,6 +89,13 @@ try {
   console.log(`page ready on ${report.backend} in ${report.loadSeconds.toFixed(1)} s`);
   check(await page.evaluate(() => document.body.dataset.load === 'done'),
     `the model loads (${await page.evaluate(() => document.body.dataset.error || 'no error')})`);
+
+  // The page opens on the fast sampler; ancestral sampling is one click away.
+  const opening = await page.evaluate(() => [document.querySelector('#img-sampler').value, document.querySelector('#img-steps').value]);
+  check(opening[0] === 'dpm-solver2m' && +opening[1] >= 10 && +opening[1] <= 20, `the page opens on dpm-solver2m at 10 to 20 steps (${opening.join(' at ')})`);
+  await page.click('#img-presets button[data-sampler=ancestral]');
+  const ancestral = await page.evaluate(() => [document.querySelector('#img-sampler').value, document.querySelector('#img-steps').value]);
+  check(ancestral[0] === 'ancestral', `one click on the ancestral preset selects it (${ancestral.join(' at ')} steps)`);
 
   // The worker keeps the weights under their card's SHA-256, and nothing else for that file.
   const servedCard = JSON.parse(readFileSync(join(useFixture ? fixtureDir : join(www, 'models', 'mnist'), 'model.json'), 'utf8'));

@@ -295,6 +295,14 @@ pub fn samplers() -> String {
     serde_json::Value::Array(list).to_string()
 }
 
+/// The image panel's sampler presets as JSON `[{"name", "steps"}, ...]`, the default first
+/// ([`engine::IMAGE_PRESETS`]).
+#[wasm_bindgen(js_name = samplerPresets)]
+pub fn sampler_presets() -> String {
+    let list: Vec<_> = engine::IMAGE_PRESETS.iter().map(|(k, steps)| serde_json::json!({"name": k.name(), "steps": steps})).collect();
+    serde_json::Value::Array(list).to_string()
+}
+
 /// An image classifier (`classifier.json` + Burnpack weights), on Flex.
 #[wasm_bindgen(js_name = Classifier)]
 pub struct JsClassifier(engine::ImageClassifier);

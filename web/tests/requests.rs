@@ -3,7 +3,9 @@
 //!   the request names another, as `native-cli sample` does; a learned variance asked of a
 //!   fixed-variance model is refused with a message naming both;
 //! - inpainting takes RePaint's `resample` (U network evaluations per level but the last);
-//!   sampling and interpolation refuse it.
+//!   sampling and interpolation refuse it;
+//! - the sampler presets the page offers are requests it accepts, one network evaluation per
+//!   step.
 #![cfg(not(target_arch = "wasm32"))]
 
 use scorediff::burn::tensor::Device;
@@ -13,7 +15,7 @@ use scorediff::nn::UNetConfig;
 use scorediff::sampler::Variance;
 use scorediff::sde::{ScheduleKind, SdeConfig};
 use scorediff::train::{Dataset, Network};
-use scorediff_web::engine::{ImageModel, Target, parse_image_request, read_sync};
+use scorediff_web::engine::{IMAGE_PRESETS, ImageModel, Target, parse_image_request, read_sync};
 use std::rc::Rc;
 
 /// A random tiny U-Net on a 100-level DDPM, with (`learned`) or without a variance output.
@@ -96,4 +98,15 @@ fn inpainting_resamples_and_sampling_refuses_to() {
     let request = parse_image_request(r#"{"sampler": {"kind": "ddim", "steps": 4}, "batch": 1, "resample": 2}"#).unwrap();
     let err = model.sample(&request).err().unwrap();
     assert!(err.contains("resample") && err.contains("only inpainting"), "{err}");
+}
+
+#[test]
+fn the_page_presets_sample_one_evaluation_per_step() {
+    let model = model(Variance::Small);
+    for (kind, steps) in IMAGE_PRESETS {
+        let request = parse_image_request(&format!(r#"{{"sampler": {{"kind": "{}", "steps": {steps}}}, "seed": 1, "batch": 1}}"#, kind.name())).unwrap();
+        let mut run = model.sample(&request).unwrap();
+        while run.step().unwrap() {}
+        assert_eq!(run.nfe(), steps, "{}", kind.name());
+    }
 }
