@@ -23,6 +23,7 @@ pub mod model;
 pub mod nn;
 pub mod noise;
 pub mod param;
+pub mod precond;
 pub mod sampler;
 pub mod sde;
 pub mod train;

@@ -31,16 +31,26 @@ pub enum Parameterization {
     Score,
 }
 
+impl Parameterization {
+    /// Every parameterization with its name in configs and on the command line.
+    pub const ALL: [(Parameterization, &'static str); 4] = [(Self::Eps, "eps"), (Self::X0, "x0"), (Self::V, "v"), (Self::Score, "score")];
+
+    /// The name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(p, _)| *p == self).map_or("?", |(_, n)| n)
+    }
+}
+
+impl std::fmt::Display for Parameterization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for Parameterization {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "eps" => Ok(Self::Eps),
-            "x0" => Ok(Self::X0),
-            "v" => Ok(Self::V),
-            "score" => Ok(Self::Score),
-            _ => Err(format!("unknown parameterization `{s}`: expected eps, x0, v or score")),
-        }
+        Self::ALL.iter().find(|(_, n)| *n == s).map(|(p, _)| *p).ok_or_else(|| format!("unknown parameterization `{s}`: expected eps, x0, v or score"))
     }
 }
 
@@ -147,6 +157,24 @@ impl Marginal {
         }
     }
 
+    /// The velocity `v = m eps - s x0` implied by `out` (Salimans & Ho 2022).
+    pub fn to_v<const D: usize>(&self, p: Parameterization, x: Tensor<D>, out: Tensor<D>) -> Tensor<D> {
+        match p {
+            Parameterization::V => out,
+            _ => self.mean.apply(self.to_eps(p, x.clone(), out.clone())) - self.std.apply(self.to_x0(p, x, out)),
+        }
+    }
+
+    /// `out`, a network output in parameterization `from` at `x_t`, expressed in `to`.
+    pub fn convert<const D: usize>(&self, to: Parameterization, from: Parameterization, x: Tensor<D>, out: Tensor<D>) -> Tensor<D> {
+        match to {
+            Parameterization::Eps => self.to_eps(from, x, out),
+            Parameterization::X0 => self.to_x0(from, x, out),
+            Parameterization::V => self.to_v(from, x, out),
+            Parameterization::Score => self.to_score(from, x, out),
+        }
+    }
+
     /// What a network in parameterization `p` should output for `x_t = m x0 + s eps`:
     /// the regression target of a loss in that parameterization.
     pub fn target<const D: usize>(&self, p: Parameterization, x0: Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
@@ -180,7 +208,11 @@ mod tests {
                 let out = marg.target(p, x0.clone(), eps.clone());
                 assert_close(&marg.to_eps(p, x.clone(), out.clone()), &eps, 2e-4);
                 assert_close(&marg.to_x0(p, x.clone(), out.clone()), &x0, 2e-3);
-                assert_close(&marg.to_score(p, x.clone(), out), &score, 2e-2);
+                assert_close(&marg.to_score(p, x.clone(), out.clone()), &score, 2e-2);
+                for q in [Parameterization::Eps, Parameterization::X0, Parameterization::V] {
+                    let tol = if q == Parameterization::X0 { 2e-3 } else { 2e-4 };
+                    assert_close(&marg.convert(q, p, x.clone(), out.clone()), &marg.target(q, x0.clone(), eps.clone()), tol);
+                }
             }
         }
     }

@@ -201,17 +201,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if unet.in_channels != 1 {
         bail!("bench times 28x28 single-channel images, the network has in_channels = {}", unet.in_channels);
     }
-    let sde = sde_config.build()?;
+    let sde: std::sync::Arc<dyn scorediff::sde::Sde> = sde_config.build()?.into();
     let forward = flops::unet_forward(&unet, 28, 28);
     let max_batch = *args.batches.iter().max().expect("checked non-empty");
     let pixels = inputs(args, max_batch)?;
     let batch_of = |b: usize, device: &Device| Tensor::<4>::from_data(TensorData::new(pixels[..b * 784].to_vec(), [b, 1, 28, 28]), device);
     let autodiff = device.clone().autodiff();
     autodiff.seed(0);
-    let model = unet.build(&autodiff)?;
+    let model = unet.with_sde(unet.build(&autodiff)?, &sde);
     let parameters = model.num_params();
     let mut trainer = Trainer::new(model, sde_config, preset.loss, preset.optim, 0).map_err(|e| anyhow::anyhow!(e))?;
-    let eval_net = unet.build(&device)?;
+    let eval_net = unet.with_sde(unet.build(&device)?, &sde);
     let f = ScoreFn::new(&eval_net, sde.as_ref());
     let ddim = SamplerConfig::new(SamplerKind::Ddim, args.ddim_steps);
     let mut measurements = Vec::new();

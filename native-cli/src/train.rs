@@ -249,7 +249,8 @@ where
     C::Net: ScoreModel<D> + 'static,
 {
     let device = &devices[0];
-    let model = net.build(device)?;
+    let sde = Trainer::<C::Net, D>::sde_of(&config.sde).map_err(|e| anyhow!(e))?;
+    let model = net.with_sde(net.build(device)?, &sde);
     let mut trainer = Trainer::new(model, config.sde.clone(), config.loss, config.optim, config.seed).map_err(|e| anyhow!(e))?;
     let log_path = args.out.join(LOG_FILE);
     if args.resume {

@@ -22,12 +22,14 @@
 
 use scorediff::burn::tensor::{Device, Tensor};
 use scorediff::eval::{compare, energy_null, sample_mixture, sample_model, target};
-use scorediff::mixture::{GaussianMixture, MixtureFile};
+use scorediff::loss::edm::time_of_sigma;
+use scorediff::mixture::{GaussianMixture, MixtureFile, MixtureScore};
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
-use scorediff::param::Parameterization;
+use scorediff::param::{Coef, Marginal, Parameterization};
+use scorediff::precond::{EdmCoefs, Preconditioned};
 use scorediff::sampler::{Predictor, SamplerConfig, SamplerKind, Spacing, Variance};
-use scorediff::sde::SdeConfig;
+use scorediff::sde::{Sde, SdeConfig};
 use scorediff_tests::*;
 
 const Z_MAX: f64 = 4.5;
@@ -140,6 +142,87 @@ fn every_sampler_reproduces_a_1d_gaussian() {
 #[test]
 fn every_sampler_reproduces_a_16d_gaussian() {
     run_all(&gaussian_16d(), sdes()[0].1.clone(), 1000, &[]);
+}
+
+/// EDM's raw network `F` built from an exact mixture score: called with the preconditioned
+/// input `z = (c_in / m) x_t` and the noise label `c = ln(sigma) / 4`, it recovers
+/// `sigma = e^{4c}`, the time `t` with `s / m = sigma`, `x_t = m z / c_in`, and returns
+/// `F = (D* - c_skip x^) / c_out` for Tweedie's `D* = E[x0 | x_t]`. Through EDM's
+/// preconditioning it must give `D*` back.
+struct EdmRaw {
+    inner: MixtureScore,
+    sde: Box<dyn Sde>,
+    sigma_data: f64,
+}
+
+impl ScoreModel<2> for EdmRaw {
+    fn parameterization(&self) -> Parameterization {
+        Parameterization::X0
+    }
+    fn forward(&self, z: Tensor<2>, labels: &[f64]) -> Tensor<2> {
+        let sigmas: Vec<f64> = labels.iter().map(|c| (4.0 * c).exp()).collect();
+        // Samplers give the whole batch one label: invert it once.
+        let mut ts: Vec<f64> = Vec::with_capacity(sigmas.len());
+        for (i, &s) in sigmas.iter().enumerate() {
+            ts.push(if i > 0 && s == sigmas[i - 1] { ts[i - 1] } else { time_of_sigma(self.sde.as_ref(), s) });
+        }
+        let coefs: Vec<EdmCoefs> = sigmas.iter().map(|&s| EdmCoefs::at(s, self.sigma_data)).collect();
+        let per = |f: &dyn Fn(usize) -> f64| Coef::PerSample((0..ts.len()).map(f).collect());
+        let x_hat = per(&|i| 1.0 / coefs[i].input).apply(z);
+        let x_t = per(&|i| self.sde.marginal(ts[i]).0).apply(x_hat.clone());
+        let marg = Marginal::per_sample(self.sde.as_ref(), &ts);
+        let d = marg.to_x0(Parameterization::Score, x_t.clone(), self.inner.forward(x_t, &ts));
+        per(&|i| 1.0 / coefs[i].out).apply(d - per(&|i| coefs[i].skip).apply(x_hat))
+    }
+}
+
+fn edm_raw(file: &MixtureFile, sigma_data: f64) -> EdmRaw {
+    EdmRaw { inner: file.model(&Device::flex()).unwrap(), sde: file.sde.build().unwrap(), sigma_data }
+}
+
+/// The preconditioned mixture is Tweedie's denoiser of the mixture, on VP and on a discrete
+/// schedule, at `sigma_data` 0.5 and 1.
+#[test]
+fn edm_preconditioning_of_an_exact_score_gives_tweedies_denoiser() {
+    let dev = Device::flex();
+    for sde in [sdes()[0].1.clone(), sdes()[3].1.clone()] {
+        let file = file(&mixture_2d(), sde);
+        let sde = file.sde.build().unwrap();
+        let exact = file.model(&dev).unwrap();
+        let x = NoiseSource::new(3).normal([64, 2], &dev).mul_scalar(1.5);
+        for sigma_data in [0.5, 1.0] {
+            let raw = edm_raw(&file, sigma_data);
+            let d = Preconditioned { raw: &raw, sde: sde.as_ref(), sigma_data };
+            for t in [0.01, 0.2, 0.5, 0.9] {
+                let t = sde.snap(t);
+                let ts = vec![t; 64];
+                let want = Marginal::at(sde.as_ref(), t).to_x0(Parameterization::Score, x.clone(), exact.forward(x.clone(), &ts));
+                let got = d.forward(x.clone(), &ts);
+                let err = (got - want.clone()).abs().max().into_scalar::<f32>();
+                let scale = want.abs().max().into_scalar::<f32>();
+                assert!(err < 1e-4 * scale.max(1.0), "{:?} sigma_data {sigma_data} t {t}: max error {err}", file.sde);
+            }
+        }
+    }
+}
+
+/// Every sampler reproduces the 2-D mixture through an EDM-preconditioned model (VP SDE).
+#[test]
+fn every_sampler_reproduces_a_2d_mixture_through_edm_preconditioning() {
+    let dev = Device::flex();
+    let file = file(&mixture_2d(), sdes()[0].1.clone());
+    let sde = file.sde.build().unwrap();
+    let tgt = target(&file).unwrap();
+    let mut noise = NoiseSource::new(2025);
+    let energy_max = energy_threshold(&tgt, 2000, &mut noise);
+    let raw = edm_raw(&file, 0.5);
+    let model = Preconditioned { raw: &raw, sde: sde.as_ref(), sigma_data: 0.5 };
+    let mut fails = vec![];
+    for (label, config) in cases() {
+        let s = sample_model(&model, sde.as_ref(), &config, [2000, 2], 7, &dev);
+        fails.extend(judge(&s.data, &tgt, &label, energy_max, &mut noise));
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
 /// The exact score scaled by `k`: a model that is wrong by a factor.

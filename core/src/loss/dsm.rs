@@ -10,7 +10,7 @@
 use super::{sq_norm, weighted_mean};
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
-use crate::param::Marginal;
+use crate::param::{Marginal, Parameterization};
 use crate::sde::Sde;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -27,18 +27,38 @@ pub enum Weighting {
 }
 
 /// `mean_i c_i || s(t_i) s_theta(x_t, t_i) + eps_i ||^2` at given per-sample times and
-/// coefficients: the common core of DSM, `L_simple` and NCSN.
+/// coefficients: the common core of DSM, `L_simple` and NCSN. `s score + eps = eps - eps_hat`,
+/// so this is [`objective_at`] measured in `eps`.
 ///
 /// # Shapes
 /// - `x0`: `[batch, ...]`; `ts`, `coefs`: `batch` values
 pub fn dsm_at<const D: usize>(model: &dyn ScoreModel<D>, sde: &dyn Sde, x0: Tensor<D>, ts: &[f64], coefs: &[f64], noise: &mut NoiseSource) -> Tensor<1> {
+    objective_at(model, sde, x0, ts, coefs, Parameterization::Eps, noise)
+}
+
+/// `mean_i c_i || y_hat_i - y_i ||^2` with `y` the regression target in parameterization
+/// `target` (`eps`, `x0`, `v` or the score) of `x_t = m(t_i) x0 + s(t_i) eps`, and `y_hat` the
+/// model's output converted to it ([`Marginal::convert`]): the loss *measured in* `target`,
+/// whatever the network predicts. Measured in `v` this is Salimans & Ho's v-prediction
+/// objective (2022, section 4); in `x0` with EDM's weights, Karras et al.'s (Table 1).
+///
+/// # Shapes
+/// - `x0`: `[batch, ...]`; `ts`, `coefs`: `batch` values
+pub fn objective_at<const D: usize>(
+    model: &dyn ScoreModel<D>,
+    sde: &dyn Sde,
+    x0: Tensor<D>,
+    ts: &[f64],
+    coefs: &[f64],
+    target: Parameterization,
+    noise: &mut NoiseSource,
+) -> Tensor<1> {
     let eps = noise.normal(x0.dims(), &x0.device());
     let marg = Marginal::per_sample(sde, ts);
-    let xt = marg.perturb(x0, eps.clone());
+    let xt = marg.perturb(x0.clone(), eps.clone());
     let out = model.forward(xt.clone(), ts);
-    let score = marg.to_score(model.parameterization(), xt, out);
-    let resid = marg.std.apply(score) + eps;
-    weighted_mean(sq_norm(resid), coefs)
+    let pred = marg.convert(target, model.parameterization(), xt, out);
+    weighted_mean(sq_norm(pred - marg.target(target, x0, eps)), coefs)
 }
 
 /// Samples `t ~ U(t_min, T)` per example and returns the weighted DSM loss.

@@ -7,7 +7,10 @@
 //!
 //! - [`dsm`]: continuous-time denoising score matching (Song et al. 2021, eq. 7) with
 //!   `lambda(t) = s(t)^2` or the likelihood weighting `g(t)^2` (Song et al. 2021b, eq. 9);
-//! - [`ddpm`]: Ho et al.'s `L_simple` on the discrete grid;
+//! - [`ddpm`]: Ho et al.'s `L_simple` on the discrete grid, optionally measured in `v`
+//!   (Salimans & Ho 2022) and weighted by Min-SNR-gamma ([`min_snr`], Hang et al. 2023);
+//! - [`edm`]: Karras et al.'s objective (2022, Table 1): log-normal `sigma`, weight `lambda(sigma)`,
+//!   measured in `x0`;
 //! - [`ncsn`]: NCSN's annealed DSM over geometric sigmas (Song & Ermon 2019, eq. 5-6);
 //! - [`ssm`]: sliced score matching (Song et al. 2019), Rademacher or Gaussian projections,
 //!   plain or variance-reduced;
@@ -18,16 +21,20 @@
 
 pub mod ddpm;
 pub mod dsm;
+pub mod edm;
 pub mod hybrid;
 pub mod importance;
+pub mod min_snr;
 pub mod ncsn;
 pub mod ssm;
 pub mod vlb;
 
-pub use ddpm::ddpm_simple_loss;
-pub use dsm::{Weighting, dsm_at, dsm_loss};
+pub use ddpm::{ddpm_loss, ddpm_simple_loss};
+pub use dsm::{Weighting, dsm_at, dsm_loss, objective_at};
+pub use edm::edm_loss;
 pub use hybrid::{DEFAULT_LAMBDA, hybrid_loss};
 pub use importance::LossSecondMoment;
+pub use min_snr::min_snr_weight;
 pub use ncsn::ncsn_loss;
 pub use ssm::{Projection, ssm_loss};
 
@@ -49,6 +56,7 @@ mod tests {
     use super::*;
     use crate::mixture::{GaussianMixture, MixtureScore};
     use crate::noise::NoiseSource;
+    use crate::param::Parameterization;
     use crate::sde::{Sde, SdeConfig};
     use crate::test_util::*;
     use burn::tensor::TensorData;
@@ -85,6 +93,31 @@ mod tests {
         let got = ddpm_simple_loss(&model, sde.as_ref(), x0, 1000, &mut noise).into_scalar::<f32>() as f64;
         let expect = (1..=1000).map(|i| optimum(sde.as_ref(), i as f64 / 1000.0)).sum::<f64>() / 1000.0;
         assert_within(got, expect, 1.0);
+    }
+
+    /// On a VP schedule `eps_hat = s x_t + m v_hat`, so `||v - v_hat||^2 = ||eps - eps_hat||^2 / m^2`
+    /// and Min-SNR's v weight `min(SNR, g) / (SNR + 1)` times `1 / m^2 = (SNR + 1) / SNR` is its
+    /// eps weight: the two losses are one number on the same draws. Without Min-SNR, the v loss
+    /// is the eps loss weighted by `1 / m^2 = 1 + 1 / SNR`, checked against `objective_at`.
+    #[test]
+    fn v_and_eps_losses_agree_by_their_identity() {
+        let cfg = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 };
+        let (model, sde, x0, _) = setup(&cfg);
+        let loss = |target, gamma, seed| {
+            let mut noise = NoiseSource::new(seed);
+            ddpm_loss(&model, sde.as_ref(), x0.clone(), 1000, target, gamma, &mut noise).into_scalar::<f32>() as f64
+        };
+        let (v, e) = (loss(Parameterization::V, Some(5.0), 3), loss(Parameterization::Eps, Some(5.0), 3));
+        assert!((v - e).abs() < 1e-4 * e, "Min-SNR-5: v loss {v} vs eps loss {e}");
+        // The plain v loss against the eps loss with coefficients 1 / m^2 on the same draws.
+        let mut noise = NoiseSource::new(4);
+        let plain_v = ddpm_loss(&model, sde.as_ref(), x0.clone(), 1000, Parameterization::V, None, &mut noise).into_scalar::<f32>() as f64;
+        let mut noise = NoiseSource::new(4);
+        let ts: Vec<f64> = (0..N).map(|_| (1 + noise.index(1000)) as f64 / 1000.0).collect();
+        let coefs: Vec<f64> = ts.iter().map(|&t| sde.marginal(t).0.powi(-2)).collect();
+        let weighted_eps = objective_at(&model, sde.as_ref(), x0, &ts, &coefs, Parameterization::Eps, &mut noise).into_scalar::<f32>() as f64;
+        assert!((plain_v - weighted_eps).abs() < 1e-3 * weighted_eps, "{plain_v} vs {weighted_eps}");
+        assert!(plain_v > 1.05 * e, "the v loss weights low SNRs up: {plain_v} vs {e}");
     }
 
     #[test]

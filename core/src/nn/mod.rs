@@ -38,10 +38,12 @@ pub use embedding::{TimeEmbedder, TimeEmbedding};
 pub use mlp::{Mlp, MlpConfig};
 pub use unet::{Guided, UNet, UNetConfig};
 
+use crate::sde::Sde;
 use burn::module::Module;
 use burn::store::{ApplyError, ApplyResult, BurnpackStore, FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Bytes, DType, Device};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A network could not be built, saved or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,12 @@ pub trait NetworkConfig {
     type Net: Module;
     /// Validates the config and builds the network with fresh weights on `device`.
     fn build(&self, device: &Device) -> Result<Self::Net, NnError>;
+    /// Gives a built network the SDE it is trained and sampled with, for a network whose
+    /// evaluation reads the SDE's marginal (a U-Net with EDM preconditioning); others are
+    /// returned as they are.
+    fn with_sde(&self, net: Self::Net, _sde: &Arc<dyn Sde>) -> Self::Net {
+        net
+    }
 }
 
 impl NetworkConfig for UNetConfig {
@@ -90,6 +98,9 @@ impl NetworkConfig for UNetConfig {
     fn build(&self, device: &Device) -> Result<UNet, NnError> {
         self.validate()?;
         Ok(self.init(device))
+    }
+    fn with_sde(&self, net: UNet, sde: &Arc<dyn Sde>) -> UNet {
+        net.with_sde(sde.clone())
     }
 }
 

@@ -30,12 +30,15 @@ use super::embedding::{TimeEmbedder, TimeEmbedding};
 use super::fused::{group_norm_silu, group_norm_silu_dropout};
 use crate::model::{Conditional, ScoreModel};
 use crate::param::Parameterization;
+use crate::precond::{Preconditioning, precondition};
+use crate::sde::Sde;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
+use std::sync::Arc;
 
 /// Hyper-parameters of a [`UNet`]; saved as `config.json` beside the weights.
 ///
@@ -76,6 +79,11 @@ pub struct UNetConfig {
     /// What the network predicts.
     #[config(default = "Parameterization::Eps")]
     pub parameterization: Parameterization,
+    /// EDM's preconditioning of the raw network (Karras et al. 2022, Table 1; see
+    /// [`crate::precond`]); `None` (absent in JSON): the raw output is the prediction. With it
+    /// the network is an `x0` predictor (`parameterization = x0`) and must be given its SDE
+    /// ([`UNet::with_sde`]) before it is evaluated.
+    pub preconditioning: Option<Preconditioning>,
 }
 
 fn config_err(field: &str, message: String) -> NnError {
@@ -152,6 +160,21 @@ impl UNetConfig {
             return Err(config_err("dropout", format!("expected a probability in [0, 1), found {}", self.dropout)));
         }
         self.time_embedding.validate(self.base_channels).map_err(|m| config_err("time_embedding", m))?;
+        if let Some(p) = &self.preconditioning {
+            p.validate().map_err(|m| config_err("preconditioning.sigma_data", m))?;
+            if self.parameterization != Parameterization::X0 {
+                return Err(config_err(
+                    "parameterization",
+                    format!("EDM preconditioning makes the network the denoiser D: expected x0, found {}", self.parameterization.name()),
+                ));
+            }
+            if self.learns_variance() {
+                return Err(config_err(
+                    "out_channels",
+                    format!("EDM preconditioning predicts x0 only: expected in_channels = {}, found {}", self.in_channels, self.out_channels()),
+                ));
+            }
+        }
         if self.num_classes == Some(0) {
             return Err(config_err("num_classes", "expected at least 1 class (or null for none), found 0".into()));
         }
@@ -222,6 +245,7 @@ impl UNetConfig {
             norm_out: GroupNormConfig::new(self.groups, ch).init(device),
             conv_out: conv3x3(ch, self.out_channels(), device),
             config: self.clone(),
+            sde: None,
         }
     }
 }
@@ -395,6 +419,9 @@ pub struct UNet {
     conv_out: Conv2d,
     #[module(skip)]
     config: UNetConfig,
+    /// The forward SDE, whose marginal a preconditioned network needs at every evaluation.
+    #[module(skip)]
+    sde: Option<Arc<dyn Sde>>,
 }
 
 impl UNet {
@@ -406,6 +433,14 @@ impl UNet {
     /// Number of stored float parameters (including the fixed Fourier frequencies, if any).
     pub fn num_params(&self) -> usize {
         Module::num_params(self)
+    }
+
+    /// Gives the network the SDE it was trained with, whose marginal `(m(t), s(t))` EDM's
+    /// preconditioning reads ([`crate::precond::on_marginal`]); a network without
+    /// preconditioning ignores it.
+    pub fn with_sde(mut self, sde: Arc<dyn Sde>) -> Self {
+        self.sde = Some(sde);
+        self
     }
 
     /// The null label (unconditional) of a class-conditional network: `num_classes`.
@@ -453,7 +488,9 @@ impl UNet {
         (out.clone().narrow(1, 0, c), Some(out.narrow(1, c, c)))
     }
 
-    /// Evaluates the network.
+    /// Evaluates the network: the raw network `F`, wrapped by its preconditioning when it has
+    /// one, `D = (c_skip / m) x_t + c_out F((c_in / m) x_t; c_noise)` per sample
+    /// ([`crate::precond`]).
     ///
     /// # Shapes
     /// - `x`: `[batch, in_channels, height, width]`
@@ -472,6 +509,15 @@ impl UNet {
         if let Some(l) = labels {
             assert_eq!(l.len(), b, "expected one label per sample ({b}), found {}", l.len());
         }
+        let Some(Preconditioning::Edm { sigma_data }) = self.config.preconditioning else {
+            return self.forward_raw(x, t, labels);
+        };
+        let sde = self.sde.as_ref().expect("a U-Net with EDM preconditioning needs its SDE: build it with UNet::with_sde (ModelCard::load_net does)");
+        precondition(sde.as_ref(), sigma_data, x, t, |input, noise_labels| self.forward_raw(input, noise_labels, labels))
+    }
+
+    /// The raw network `F` at the (preconditioned) input and time labels.
+    fn forward_raw(&self, x: Tensor<4>, t: &[f64], labels: Option<&[usize]>) -> Tensor<4> {
         let device = x.device();
         let emb = self.embed(t, labels, &device); // [b, 4 base]
 
@@ -717,6 +763,43 @@ mod tests {
         assert_close(&g0.forward(x, &t), &cond, 1e-6);
         assert!(Guided::new(&net, vec![4], 1.0).is_err());
         assert!(Guided::new(&tiny(1).init(&dev), vec![0], 1.0).is_err());
+    }
+
+    /// With EDM preconditioning the U-Net is `D = (c_skip / m) x + c_out F((c_in / m) x; c_noise)`
+    /// of its raw network, per sample, against the closed forms; configs name what is wrong.
+    #[test]
+    fn edm_preconditioning_wraps_the_raw_network() {
+        use crate::precond::EdmCoefs;
+        let dev = device();
+        let sde: Arc<dyn Sde> = Arc::from(crate::sde::SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }.build().unwrap());
+        let cfg = tiny(1).with_dropout(0.0).with_parameterization(Parameterization::X0).with_preconditioning(Some(Preconditioning::Edm { sigma_data: 0.5 }));
+        let net = cfg.init(&dev).with_sde(sde.clone());
+        let x = NoiseSource::new(1).normal([3, 1, 8, 8], &dev);
+        let ts = [0.05, 0.4, 0.95];
+        let got = to_vec(net.forward(x.clone(), &ts, None));
+        let xs = to_vec(x.clone());
+        for (i, &t) in ts.iter().enumerate() {
+            let (m, s) = sde.marginal(t);
+            let c = EdmCoefs::at(s / m, 0.5);
+            let xi = x.clone().narrow(0, i, 1);
+            let raw = to_vec(net.forward_raw(xi.mul_scalar(c.input / m), &[c.noise], None));
+            for j in 0..64 {
+                let want = c.skip / m * xs[i * 64 + j] as f64 + c.out * raw[j] as f64;
+                assert!((got[i * 64 + j] as f64 - want).abs() < 1e-4, "sample {i} pixel {j}: {} vs {want}", got[i * 64 + j]);
+            }
+        }
+        assert!(
+            format!("{}", tiny(1).with_preconditioning(Some(Preconditioning::Edm { sigma_data: 0.5 })).validate().unwrap_err())
+                .contains("expected x0, found eps")
+        );
+        let bad = cfg.clone().with_preconditioning(Some(Preconditioning::Edm { sigma_data: 0.0 }));
+        assert!(format!("{}", bad.validate().unwrap_err()).contains("preconditioning.sigma_data"));
+        assert!(format!("{}", cfg.clone().with_out_channels(Some(2)).validate().unwrap_err()).contains("out_channels"));
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(json.contains(r#""preconditioning":{"kind":"edm","sigma_data":0.5}"#), "{json}");
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v.as_object_mut().unwrap().remove("preconditioning");
+        assert_eq!(serde_json::from_value::<UNetConfig>(v).unwrap().preconditioning, None, "today's configs load without it");
     }
 
     #[test]

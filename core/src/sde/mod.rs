@@ -78,6 +78,27 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The half log-SNR `lambda(t) = log(m(t) / s(t))` (Lu et al. 2022, section 3.1; `-ln sigma`
+/// in EDM's notation), decreasing in `t` for every SDE here.
+pub fn log_snr(sde: &dyn Sde, t: f64) -> f64 {
+    let (m, s) = sde.marginal(t);
+    (m / s).ln()
+}
+
+/// The `t in [lo, hi]` where the decreasing [`log_snr`] equals `lambda` (bisection; `lo` or
+/// `hi` when `lambda` lies outside their range).
+pub fn time_at_log_snr(sde: &dyn Sde, lambda: f64, mut lo: f64, mut hi: f64) -> f64 {
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if log_snr(sde, mid) > lambda {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// Log-density of the prior `N(0, std^2 I_d)` at a point with squared norm `sq_norm`.
 pub fn gaussian_logp(sq_norm: f64, dim: usize, std: f64) -> f64 {
     let d = dim as f64;

@@ -8,6 +8,7 @@ use super::{LossConfig, OptimConfig};
 use crate::data::mnist::CLASSES;
 use crate::data::{DatasetKind, Toy};
 use crate::nn::{MlpConfig, UNetConfig};
+use crate::precond::Preconditioning;
 use crate::sampler::Variance;
 use crate::sde::SdeConfig;
 use serde::{Deserialize, Serialize};
@@ -155,7 +156,7 @@ impl RunConfig {
                 dataset,
                 network: Network::Unet(UNetConfig::new()),
                 sde: SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 },
-                loss: LossConfig::DdpmSimple,
+                loss: LossConfig::DdpmSimple { target: crate::param::Parameterization::Eps, min_snr_gamma: None },
                 variance: Variance::Small,
                 optim: OptimConfig { lr: 2e-4, warmup: 500, ..OptimConfig::default() },
                 batch_size: 64,
@@ -210,6 +211,11 @@ impl RunConfig {
                 u.validate().map_err(|e| format!("network: {e}"))?;
                 if u.in_channels != 1 {
                     return Err(format!("network.in_channels: {} images have 1 channel, found {}", self.dataset, u.in_channels));
+                }
+                if let (LossConfig::Edm { sigma_data, .. }, Some(Preconditioning::Edm { sigma_data: net })) = (&self.loss, &u.preconditioning)
+                    && sigma_data != net
+                {
+                    return Err(format!("loss.sigma_data: expected the network's preconditioning.sigma_data = {net}, found {sigma_data}"));
                 }
                 if let Some(n) = u.num_classes
                     && n != CLASSES

@@ -19,9 +19,10 @@ pub use config::{Dataset, Network, RunConfig};
 pub use trainer::parallel::{ParallelError, ParallelTrainer, check_devices};
 pub use trainer::{EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE, StepReport, TrainError, TrainState, Trainer};
 
-use crate::loss::{DEFAULT_LAMBDA, LossSecondMoment, Projection, Weighting, ddpm_simple_loss, dsm_loss, hybrid_loss, ncsn_loss, ssm_loss};
+use crate::loss::{DEFAULT_LAMBDA, LossSecondMoment, Projection, Weighting, ddpm_loss, dsm_loss, edm_loss, hybrid_loss, ncsn_loss, ssm_loss};
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
+use crate::param::Parameterization;
 use crate::sde::{Sde, SdeConfig};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -36,8 +37,31 @@ pub enum LossConfig {
         #[serde(default)]
         weighting: Weighting,
     },
-    /// DDPM's `L_simple` on the SDE's discrete grid (1000 levels for a continuous SDE).
-    DdpmSimple,
+    /// DDPM's `L_simple` on the SDE's discrete grid (1000 levels for a continuous SDE), measured
+    /// in `target` and optionally Min-SNR weighted (see [`crate::loss::ddpm`]).
+    DdpmSimple {
+        /// What the error is measured in: `eps` (Ho et al.'s `L_simple`, the default), `v`
+        /// (Salimans & Ho's v-prediction loss), `x0` or `score`.
+        #[serde(default)]
+        target: Parameterization,
+        /// Min-SNR-gamma weighting (Hang et al. 2023; they use 5); none when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_snr_gamma: Option<f64>,
+    },
+    /// Karras et al.'s EDM objective (2022, Table 1): `ln sigma ~ N(p_mean, p_std^2)`, weight
+    /// `lambda(sigma)`, measured in `x0` (see [`crate::loss::edm`]). Pair it with the U-Net's
+    /// EDM `preconditioning` of the same `sigma_data`.
+    Edm {
+        /// The data's standard deviation (0.5 in the paper).
+        #[serde(default = "default_sigma_data")]
+        sigma_data: f64,
+        /// Mean of `ln sigma` (-1.2).
+        #[serde(default = "default_p_mean")]
+        p_mean: f64,
+        /// Standard deviation of `ln sigma` (1.2).
+        #[serde(default = "default_p_std")]
+        p_std: f64,
+    },
     /// NCSN's annealed DSM over `levels` geometric noise levels (Song & Ermon 2019, eq. 6).
     Ncsn {
         /// Number of noise levels `L` (10 in NCSN).
@@ -71,6 +95,18 @@ fn default_ncsn_levels() -> usize {
 
 fn default_lambda() -> f64 {
     DEFAULT_LAMBDA
+}
+
+fn default_sigma_data() -> f64 {
+    crate::precond::DEFAULT_SIGMA_DATA
+}
+
+fn default_p_mean() -> f64 {
+    crate::loss::edm::DEFAULT_P_MEAN
+}
+
+fn default_p_std() -> f64 {
+    crate::loss::edm::DEFAULT_P_STD
 }
 
 /// DDPM's grid size: the schedule's `levels` for a discrete SDE, else 1000.
@@ -108,7 +144,8 @@ impl LossConfig {
     ) -> Tensor<1> {
         match *self {
             Self::Dsm { weighting } => dsm_loss(model, sde, x0, weighting, sde.t_min(), noise),
-            Self::DdpmSimple => ddpm_simple_loss(model, sde, x0, ddpm_levels(sde_config), noise),
+            Self::DdpmSimple { target, min_snr_gamma } => ddpm_loss(model, sde, x0, ddpm_levels(sde_config), target, min_snr_gamma, noise),
+            Self::Edm { sigma_data, p_mean, p_std } => edm_loss(model, sde, x0, sigma_data, p_mean, p_std, noise),
             Self::Ncsn { levels } => ncsn_loss(model, sde, x0, levels, noise),
             Self::Ssm { projection, variance_reduced } => ssm_loss(model, sde, x0, projection, variance_reduced, sde.t_min(), noise),
             Self::Hybrid { lambda, .. } => hybrid_loss(model, sde, x0, ddpm_levels(sde_config), lambda, history, noise),
@@ -127,7 +164,8 @@ impl LossConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Dsm { .. } => "dsm",
-            Self::DdpmSimple => "ddpm-simple",
+            Self::DdpmSimple { .. } => "ddpm-simple",
+            Self::Edm { .. } => "edm",
             Self::Ncsn { .. } => "ncsn",
             Self::Ssm { .. } => "ssm",
             Self::Hybrid { .. } => "hybrid",
@@ -138,6 +176,15 @@ impl LossConfig {
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Self::Ncsn { levels } if levels < 2 => Err(format!("loss.levels: expected at least 2, found {levels}")),
+            Self::DdpmSimple { min_snr_gamma: Some(g), .. } if !(g.is_finite() && g > 0.0) => {
+                Err(format!("loss.min_snr_gamma: expected a finite number > 0 (5 in Hang et al.), found {g}"))
+            }
+            Self::Edm { sigma_data, .. } if !(sigma_data.is_finite() && sigma_data > 0.0) => {
+                Err(format!("loss.sigma_data: expected a finite number > 0 (0.5 in Karras et al.), found {sigma_data}"))
+            }
+            Self::Edm { p_mean, p_std, .. } if !(p_mean.is_finite() && p_std.is_finite() && p_std > 0.0) => {
+                Err(format!("loss.p_std: expected a finite p_mean and a finite p_std > 0 (-1.2 and 1.2 in Karras et al.), found {p_mean} and {p_std}"))
+            }
             Self::Hybrid { lambda, .. } if !(lambda.is_finite() && lambda > 0.0) => {
                 Err(format!("loss.lambda: expected a finite number > 0 (0.001 in Nichol & Dhariwal), found {lambda}"))
             }
@@ -220,7 +267,17 @@ mod tests {
         let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid", "lambda": 0.01, "importance_sampling": true}"#).unwrap();
         let ddpm = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Cosine, levels: 50 };
         assert_eq!(l.new_history(&ddpm).map(|h| h.levels()), Some(50));
-        assert!(LossConfig::DdpmSimple.new_history(&ddpm).is_none());
+        assert!(LossConfig::DdpmSimple { target: Parameterization::Eps, min_snr_gamma: None }.new_history(&ddpm).is_none());
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "ddpm-simple"}"#).unwrap();
+        assert_eq!(l, LossConfig::DdpmSimple { target: Parameterization::Eps, min_snr_gamma: None }, "today's configs load as L_simple");
+        assert_eq!(serde_json::to_string(&l).unwrap(), r#"{"kind":"ddpm-simple","target":"eps"}"#);
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "ddpm-simple", "target": "v", "min_snr_gamma": 5}"#).unwrap();
+        assert_eq!(l, LossConfig::DdpmSimple { target: Parameterization::V, min_snr_gamma: Some(5.0) });
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "edm"}"#).unwrap();
+        assert_eq!(l, LossConfig::Edm { sigma_data: 0.5, p_mean: -1.2, p_std: 1.2 });
+        assert!(LossConfig::DdpmSimple { target: Parameterization::Eps, min_snr_gamma: Some(0.0) }.validate().unwrap_err().contains("loss.min_snr_gamma"));
+        assert!(LossConfig::Edm { sigma_data: 0.5, p_mean: -1.2, p_std: -1.0 }.validate().unwrap_err().contains("loss.p_std"));
+        assert!(LossConfig::Edm { sigma_data: -0.5, p_mean: -1.2, p_std: 1.0 }.validate().unwrap_err().contains("loss.sigma_data"));
         assert!(LossConfig::Hybrid { lambda: -1.0, importance_sampling: false }.validate().unwrap_err().contains("loss.lambda"));
         let e = serde_json::from_str::<LossConfig>(r#"{"kind": "dsm", "weight": 1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `weight`"), "{e}");

@@ -15,6 +15,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub mod parallel;
 
@@ -97,7 +98,7 @@ pub struct Trainer<M, const D: usize> {
     /// The EMA of its weights on the plain device.
     pub ema: M,
     optim: ModuleOptimizer,
-    sde: Box<dyn Sde>,
+    sde: Arc<dyn Sde>,
     sde_config: SdeConfig,
     loss: LossConfig,
     opt: OptimConfig,
@@ -116,9 +117,11 @@ pub(crate) fn optimizer(opt: &OptimConfig) -> ModuleOptimizer {
 }
 
 impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
-    /// A fresh run from `model` (initialised on an autodiff device), seeded by `seed`.
+    /// A fresh run from `model` (initialised on an autodiff device), seeded by `seed`. A network
+    /// that reads the SDE's marginal must have been given it ([`NetworkConfig::with_sde`] with
+    /// [`Trainer::sde_of`]).
     pub fn new(model: M, sde_config: SdeConfig, loss: LossConfig, opt: OptimConfig, seed: u64) -> Result<Self, String> {
-        let sde = sde_config.build().map_err(|e| e.to_string())?;
+        let sde = Self::sde_of(&sde_config)?;
         loss.validate()?;
         opt.validate()?;
         let data_noise = NoiseSource::new(seed);
@@ -126,6 +129,11 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         let loss_history = loss.new_history(&sde_config);
         let state = TrainState { step: 0, ema_loss: None, data_noise: data_noise.state(), loss_noise: loss_noise.state(), loss_history };
         Ok(Self { ema: model.valid(), model, optim: optimizer(&opt), sde, sde_config, loss, opt, state, data_noise, loss_noise, seed })
+    }
+
+    /// The SDE of `sde_config`, shared with the networks that read it.
+    pub fn sde_of(sde_config: &SdeConfig) -> Result<Arc<dyn Sde>, String> {
+        sde_config.build().map(Arc::from).map_err(|e| e.to_string())
     }
 
     /// Steps completed.
@@ -213,7 +221,7 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         if want != found {
             return Err(ckpt_error(&path, format!("loss_history: expected the history of {want:?} levels of this run's loss, found {found:?}")));
         }
-        let load = |file: &str| load_burnpack(network, dir.join(file), device).map_err(|e| ckpt_error(&dir, e));
+        let load = |file: &str| load_burnpack(network, dir.join(file), device).map(|net| network.with_sde(net, &self.sde)).map_err(|e| ckpt_error(&dir, e));
         self.model = load(MODEL_FILE)?;
         self.ema = load(EMA_FILE)?.valid();
         let path = dir.join(OPTIM_FILE);
