@@ -36,6 +36,7 @@ use burn::tensor::{DType, Device};
 use serde::{Deserialize, Serialize};
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
+use std::sync::Arc;
 
 /// Version of the export format ([`ModelCard::format`]); another version is refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -151,6 +152,11 @@ pub struct ModelCard {
     pub weights_sha256: Option<String>,
     /// Shape of one data point: `[channels, height, width]` for images, `[dim]` otherwise.
     pub shape: Vec<usize>,
+    /// The range `[lo, hi]` of the data's values, which samplers clip the predicted `x0` to
+    /// by default ([`crate::sampler::clip`]); absent: the data set's own ([`data_range`]:
+    /// `[-1, 1]` for the image data sets, none for the 2-D toys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_range: Option<[f64; 2]>,
     /// Number of stored float parameters.
     pub parameters: usize,
     /// Optimisation steps the weights were trained for.
@@ -195,6 +201,15 @@ pub fn check_sha256(card_file: &str, expected: &str, weights: &[u8], weights_nam
     ))
 }
 
+/// The range of the values of `dataset`: `[-1, 1]` for the image data sets (pixels scaled
+/// from `0..=255`), none for the 2-D toys (unbounded).
+pub fn data_range(dataset: Dataset) -> Option<[f64; 2]> {
+    match dataset {
+        Dataset::Image(_) => Some([-1.0, 1.0]),
+        Dataset::Toy(_) => None,
+    }
+}
+
 /// The shape of one data point of `dataset`.
 pub fn data_shape(dataset: Dataset) -> Vec<usize> {
     match dataset {
@@ -217,6 +232,7 @@ impl ModelCard {
             dtype: WeightsDType::F32,
             weights_sha256: None,
             shape: data_shape(config.dataset),
+            data_range: data_range(config.dataset),
             parameters,
             steps_trained,
             command: command.to_string(),
@@ -265,6 +281,11 @@ impl ModelCard {
             return Err(field(file, SHA256_FIELD, "64 lower-case hex digits (a SHA-256)", format!("{h:?}")));
         }
         self.sde.build().map_err(|e| field(file, &format!("sde.{}", e.field), "a valid SDE", e.message))?;
+        if let Some([lo, hi]) = self.data_range
+            && !(lo.is_finite() && hi.is_finite() && lo < hi)
+        {
+            return Err(field(file, "data_range", "finite [lo, hi] with lo < hi", format!("[{lo}, {hi}]")));
+        }
         let net_err = |e: NnError| ExportError::Invalid { file: file.into(), message: format!("network: {e}") };
         match (&self.dataset, &self.network) {
             (Dataset::Image(_), Network::Unet(u)) => {
@@ -299,6 +320,11 @@ impl ModelCard {
         self.sde.build().map_err(|e| field(MODEL_FILE, &format!("sde.{}", e.field), "a valid SDE", e.message))
     }
 
+    /// The data's range: the card's `data_range`, else the data set's ([`data_range`]).
+    pub fn data_range(&self) -> Option<[f64; 2]> {
+        self.data_range.or_else(|| data_range(self.dataset))
+    }
+
     /// The image data set, if the model is an image model.
     pub fn image_dataset(&self) -> Option<DatasetKind> {
         match self.dataset {
@@ -324,7 +350,7 @@ impl ModelCard {
             check_sha256(MODEL_FILE, expected, &weights, name)?;
         }
         let net = match &self.network {
-            Network::Unet(c) => LoadedNet::Image(load_burnpack_bytes(c, weights, name, device)?),
+            Network::Unet(c) => LoadedNet::Image(load_burnpack_bytes(c, weights, name, device)?.with_sde(Arc::from(self.sde()?))),
             Network::Mlp(c) => LoadedNet::Point(load_burnpack_bytes(c, weights, name, device)?),
         };
         if self.parameters != 0 && net.num_params() != self.parameters {
@@ -656,6 +682,30 @@ mod tests {
         let err = p.iter().zip(&q).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(err > 0.0, "f16 rounding should change something");
         assert!(err <= 1e-2 * max_abs.max(1.0), "max error {err} vs scale {max_abs}");
+    }
+
+    /// A card of an EDM-preconditioned U-Net loads a network that carries the card's SDE: it
+    /// evaluates as the trained one does, and the image card carries the data range.
+    #[test]
+    fn edm_card_loads_a_network_with_its_sde() {
+        let dev = device();
+        let mut card = image_card();
+        let cfg = unet_config()
+            .with_dropout(0.0)
+            .with_parameterization(Parameterization::X0)
+            .with_preconditioning(Some(crate::precond::Preconditioning::Edm { sigma_data: 0.5 }));
+        card.network = Network::Unet(cfg.clone());
+        let sde: Arc<dyn Sde> = Arc::from(card.sde().unwrap());
+        let orig = cfg.init(&dev).with_sde(sde);
+        let bytes = LoadedNet::Image(orig.clone()).weights_bytes(WeightsDType::F32).unwrap();
+        let LoadedNet::Image(loaded) = card.load_net(bytes, &dev).unwrap() else { unreachable!() };
+        let x = NoiseSource::new(3).normal([2, 1, 28, 28], &dev);
+        assert_eq!(to_vec(loaded.forward(x.clone(), &[0.3, 0.8], None)), to_vec(orig.forward(x, &[0.3, 0.8], None)));
+        assert_eq!(card.data_range(), Some([-1.0, 1.0]));
+        assert_eq!(point_card().data_range(), None);
+        let mut bad = card.clone();
+        bad.data_range = Some([1.0, -1.0]);
+        assert!(bad.validate("model.json").unwrap_err().to_string().contains("data_range"));
     }
 
     /// The point card with the parameter count of a fresh MLP, its config and its f32 weights.

@@ -7,9 +7,11 @@
 //! evaluations (NFE).
 
 use crate::param::{Marginal, Parameterization};
+use crate::sampler::X0Clip;
 use crate::sde::Sde;
 use burn::tensor::Tensor;
 use std::cell::Cell;
+use std::rc::Rc;
 
 /// A time-conditional model of the score (in some parameterization).
 ///
@@ -43,20 +45,33 @@ pub struct Prediction<const D: usize> {
     pub param: Parameterization,
     /// `m(t)`, `s(t)` of the perturbation kernel.
     pub marginal: Marginal,
+    /// The clipping of `x0_hat` the sampler asked for ([`crate::sampler::clip`]); `None`: the
+    /// model's own prediction.
+    pub clip: Option<X0Clip>,
 }
 
 impl<const D: usize> Prediction<D> {
-    /// The score `grad log p_t(x_t)`.
+    /// The score `grad log p_t(x_t)` (with clipping: `-eps_hat / s` of the clipped `eps_hat`).
     pub fn score(&self) -> Tensor<D> {
-        self.marginal.to_score(self.param, self.x.clone(), self.out.clone())
+        match self.clip {
+            None => self.marginal.to_score(self.param, self.x.clone(), self.out.clone()),
+            Some(_) => self.marginal.to_score(Parameterization::X0, self.x.clone(), self.x0()),
+        }
     }
-    /// The noise `eps`.
+    /// The noise `eps` (with clipping: `(x_t - m x0_c) / s` of the clipped `x0_c`).
     pub fn eps(&self) -> Tensor<D> {
-        self.marginal.to_eps(self.param, self.x.clone(), self.out.clone())
+        match self.clip {
+            None => self.marginal.to_eps(self.param, self.x.clone(), self.out.clone()),
+            Some(_) => self.marginal.to_eps(Parameterization::X0, self.x.clone(), self.x0()),
+        }
     }
-    /// Tweedie's denoised estimate `E[x_0 | x_t]`.
+    /// Tweedie's denoised estimate `E[x_0 | x_t]`, clipped if the sampler asked for it.
     pub fn x0(&self) -> Tensor<D> {
-        self.marginal.to_x0(self.param, self.x.clone(), self.out.clone())
+        let x0 = self.marginal.to_x0(self.param, self.x.clone(), self.out.clone());
+        match &self.clip {
+            None => x0,
+            Some(c) => c.apply(x0),
+        }
     }
 }
 
@@ -64,13 +79,20 @@ impl<const D: usize> Prediction<D> {
 pub struct ScoreFn<'a, const D: usize> {
     model: &'a dyn ScoreModel<D>,
     sde: &'a dyn Sde,
-    nfe: Cell<usize>,
+    nfe: Rc<Cell<usize>>,
+    clip: Option<X0Clip>,
 }
 
 impl<'a, const D: usize> ScoreFn<'a, D> {
     /// Binds `model` to `sde`.
     pub fn new(model: &'a dyn ScoreModel<D>, sde: &'a dyn Sde) -> Self {
-        Self { model, sde, nfe: Cell::new(0) }
+        Self { model, sde, nfe: Rc::new(Cell::new(0)), clip: None }
+    }
+
+    /// The same model whose predictions clip `x0_hat` by `clip` (none: unclipped); it counts
+    /// its evaluations with this one's.
+    pub fn clipped(&self, clip: Option<X0Clip>) -> Self {
+        Self { model: self.model, sde: self.sde, nfe: self.nfe.clone(), clip }
     }
 
     /// The SDE.
@@ -98,7 +120,7 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
 
     fn prediction(&self, x: Tensor<D>, out: Tensor<D>, t: &[f64]) -> Prediction<D> {
         let marginal = if t.windows(2).all(|w| w[0] == w[1]) { Marginal::at(self.sde, t[0]) } else { Marginal::per_sample(self.sde, t) };
-        Prediction { x, out, param: self.model.parameterization(), marginal }
+        Prediction { x, out, param: self.model.parameterization(), marginal, clip: self.clip }
     }
 
     /// [`eval`](Self::eval) with the model's learned-variance output `v`, if it has one (one

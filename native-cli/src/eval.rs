@@ -226,15 +226,13 @@ fn open_model(path: &Path, device: &Device) -> Result<Model> {
     let source = ModelSource::open(path)?;
     match &source {
         ModelSource::Mixture { file, .. } => Ok(Model::Mixture(file.clone())),
-        ModelSource::Run { stored, .. } | ModelSource::Export { stored, .. } => {
-            Ok(Model::Net {
-                net: source.net(device)?,
-                sde: source.sde()?,
-                dataset: stored.card.dataset,
-                variance: stored.card.variance,
-                data_range: stored.card.data_range(),
-            })
-        }
+        ModelSource::Run { stored, .. } | ModelSource::Export { stored, .. } => Ok(Model::Net {
+            net: source.net(device)?,
+            sde: source.sde()?,
+            dataset: stored.card.dataset,
+            variance: stored.card.variance,
+            data_range: stored.card.data_range(),
+        }),
     }
 }
 

@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use model_source::ModelSource;
 use scorediff::burn::tensor::Tensor;
-use scorediff::sampler::{Predictor, SamplerConfig, SamplerKind, Spacing, Variance};
+use scorediff::sampler::{Clip, Predictor, SamplerConfig, SamplerKind, Spacing, Variance};
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -114,6 +114,13 @@ struct SamplerOpts {
     /// Finish with Tweedie's denoiser at the smallest time instead of the last step.
     #[arg(long)]
     denoise: bool,
+    /// Clipping of the predicted x0: auto (to the data range of an image model, none for a
+    /// mixture or 2-D model), off, static, or dynamic (Imagen's thresholding).
+    #[arg(long, value_name = "C", value_parser = Clip::from_str, default_value_t = sampler_defaults().clip)]
+    clip: Clip,
+    /// Dynamic thresholding's percentile (--clip dynamic).
+    #[arg(long, value_name = "P", default_value_t = sampler_defaults().clip_percentile)]
+    clip_percentile: f64,
 }
 
 impl SamplerOpts {
@@ -133,16 +140,28 @@ impl SamplerOpts {
             rtol: self.rtol,
             atol: self.atol,
             denoise: self.denoise,
+            clip: self.clip,
+            clip_percentile: self.clip_percentile,
+            data_range: None,
         };
         config.validate().map_err(|e| anyhow!(e))?;
         Ok(config)
     }
 
-    /// [`config`](Self::config) for the model at `path` whose own variance is `own`:
+    /// [`config`](Self::config) for a model whose data lie in `data_range` (the model card's):
+    /// `--clip auto` clips to it.
+    fn config_in(&self, kind: SamplerKind, steps: usize, data_range: Option<[f64; 2]>) -> Result<SamplerConfig> {
+        let mut config = self.config(kind, steps)?;
+        config.data_range = data_range;
+        config.validate().map_err(|e| anyhow!(e))?;
+        Ok(config)
+    }
+
+    /// [`config_in`](Self::config_in) for the model at `path` whose own variance is `own`:
     /// `--variance` defaults to it (`learned` for a model trained with a learned variance), and
     /// `learned` needs such a model.
-    fn config_for(&self, kind: SamplerKind, steps: usize, own: Variance, path: &std::path::Path) -> Result<SamplerConfig> {
-        let mut config = self.config(kind, steps)?;
+    fn config_for(&self, kind: SamplerKind, steps: usize, own: Variance, data_range: Option<[f64; 2]>, path: &std::path::Path) -> Result<SamplerConfig> {
+        let mut config = self.config_in(kind, steps, data_range)?;
         if self.variance.is_none() {
             config.variance = own;
         } else if config.variance == Variance::Learned && own != Variance::Learned {

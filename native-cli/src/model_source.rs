@@ -128,6 +128,11 @@ impl ModelSource {
         self.card().map_or(Variance::Small, |c| c.variance)
     }
 
+    /// The range of the model's data (its card's, `[-1, 1]` for images); none for a mixture.
+    pub fn data_range(&self) -> Option<[f64; 2]> {
+        self.card().and_then(|c| c.data_range())
+    }
+
     /// The trained network on `device` (an autodiff device for likelihoods); an error for a
     /// mixture.
     pub fn net(&self, device: &Device) -> Result<LoadedNet> {

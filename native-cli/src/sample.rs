@@ -282,7 +282,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         }
     }
     let source = ModelSource::open(&args.model)?;
-    let config = args.opts.config_for(args.sampler, args.steps, source.variance(), source.path())?;
+    let config = args.opts.config_for(args.sampler, args.steps, source.variance(), source.data_range(), source.path())?;
     let point = source.dim_shape();
     let dim = source.dim();
     let image = source.is_image();

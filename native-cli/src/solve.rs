@@ -142,9 +142,9 @@ pub struct MethodOpts {
 }
 
 impl MethodOpts {
-    /// The validated sampler configuration.
-    pub fn config(&self) -> Result<SamplerConfig> {
-        self.opts.config(self.sampler, self.steps)
+    /// The validated sampler configuration for a model whose data lie in `data_range`.
+    pub fn config(&self, data_range: Option<[f64; 2]>) -> Result<SamplerConfig> {
+        self.opts.config_in(self.sampler, self.steps, data_range)
     }
 }
 
@@ -238,7 +238,7 @@ pub fn reconstruct(
     device: &Device,
     mut on_step: impl FnMut(usize, usize),
 ) -> Result<(Tensor<4>, usize)> {
-    let config = opts.config()?;
+    let config = opts.config(model.source.data_range())?;
     let sde = model.sde.as_ref();
     let f = ScoreFn::new(&model.unet, sde);
     let op = task.build(model.shape, device).map_err(|e| anyhow!(e))?;

@@ -231,6 +231,9 @@ impl ImageModel {
         } else if config.variance == Variance::Learned && self.card.variance != Variance::Learned {
             return Err(format!("sampler.variance: `{}` has no learned variance (its variance is {}); use small or large", self.card.name, self.card.variance));
         }
+        // The model's data range: `clip: auto` (the default) clips the predicted x0 to it.
+        config.data_range = self.card.data_range();
+        config.validate()?;
         Ok(config)
     }
 

@@ -36,6 +36,7 @@ fn model(variance: Variance) -> Rc<ImageModel> {
         dtype: WeightsDType::F32,
         weights_sha256: None,
         shape: vec![1, 28, 28],
+        data_range: None,
         parameters: net.num_params(),
         steps_trained: 0,
         command: "random initialisation with seed 3 (web/tests/variance.rs)".into(),

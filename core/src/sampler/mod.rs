@@ -19,6 +19,7 @@
 
 mod ald;
 mod ancestral;
+pub mod clip;
 mod ddim;
 mod dpm_solver;
 mod euler_maruyama;
@@ -33,6 +34,7 @@ mod rk45;
 pub use crate::inverse::Inpainting;
 pub use ald::AnnealedLangevin;
 pub use ancestral::{Ancestral, Posterior, Posteriors, Variance};
+pub use clip::{Clip, X0Clip};
 pub use ddim::Ddim;
 pub use dpm_solver::DpmSolver2M;
 pub use euler_maruyama::EulerMaruyama;
@@ -45,7 +47,7 @@ pub use rk45::{Rk45, Rk45Sampler};
 
 use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
-use crate::sde::Sde;
+use crate::sde::{Sde, log_snr, time_at_log_snr};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -165,25 +167,6 @@ impl Spacing {
     }
 }
 
-/// `log(m(t) / s(t))`.
-fn log_snr(sde: &dyn Sde, t: f64) -> f64 {
-    let (m, s) = sde.marginal(t);
-    (m / s).ln()
-}
-
-/// The `t in [lo, hi]` where the decreasing `log_snr` equals `lambda` (bisection).
-fn invert_log_snr(sde: &dyn Sde, lambda: f64, mut lo: f64, mut hi: f64) -> f64 {
-    for _ in 0..100 {
-        let mid = 0.5 * (lo + hi);
-        if log_snr(sde, mid) > lambda {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
 impl FromStr for Spacing {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -224,7 +207,7 @@ pub fn time_grid_from(sde: &dyn Sde, t_start: f64, n: usize, spacing: Spacing) -
                 Spacing::Quadratic => t_min + (t_max - t_min) * u * u,
                 Spacing::LogSnr if u == 0.0 => t_min,
                 Spacing::LogSnr if u == 1.0 => t_max,
-                Spacing::LogSnr => invert_log_snr(sde, l_max + (l_min - l_max) * u, t_min, t_max),
+                Spacing::LogSnr => time_at_log_snr(sde, l_max + (l_min - l_max) * u, t_min, t_max),
             };
             sde.snap(t)
         })
@@ -358,6 +341,14 @@ pub struct SamplerConfig {
     /// Replace the last step by Tweedie's denoiser at `t_min` (for RK45 and ALD, which stop at
     /// `t_min`; for grid samplers, instead of their own last step to `t = 0`).
     pub denoise: bool,
+    /// Clipping of the predicted `x0` ([`clip`]): `auto` (static clipping to `data_range` when
+    /// there is one), `off`, `static` or `dynamic`.
+    pub clip: Clip,
+    /// Dynamic thresholding's percentile `p` (Imagen's 0.995).
+    pub clip_percentile: f64,
+    /// The data's range `[lo, hi]` (the model card's; `[-1, 1]` for the image models), `None`
+    /// for unbounded data (mixtures, 2-D toys).
+    pub data_range: Option<[f64; 2]>,
 }
 
 impl Default for SamplerConfig {
@@ -375,6 +366,9 @@ impl Default for SamplerConfig {
             rtol: 1e-5,
             atol: 1e-5,
             denoise: false,
+            clip: Clip::Auto,
+            clip_percentile: clip::DEFAULT_PERCENTILE,
+            data_range: None,
         }
     }
 }
@@ -399,7 +393,21 @@ impl SamplerConfig {
                 return Err(format!("{name}: expected a finite number > 0, found {v}"));
             }
         }
+        if !(self.clip_percentile > 0.0 && self.clip_percentile <= 1.0) {
+            return Err(format!("--clip-percentile: expected a number in (0, 1], found {}", self.clip_percentile));
+        }
+        if let Some([lo, hi]) = self.data_range
+            && !(lo.is_finite() && hi.is_finite() && lo < hi)
+        {
+            return Err(format!("data_range: expected finite [lo, hi] with lo < hi, found [{lo}, {hi}]"));
+        }
+        self.x0_clip().map_err(|e| format!("--clip: {e}"))?;
         Ok(())
+    }
+
+    /// The clipping of `x0_hat` this config asks for, resolved against its data range.
+    pub fn x0_clip(&self) -> Result<Option<X0Clip>, String> {
+        self.clip.resolve(self.data_range, self.clip_percentile)
     }
 
     /// Builds the sampler for `sde`.
@@ -442,6 +450,7 @@ pub struct Sampling<const D: usize> {
     pub(crate) state: Step<D>,
     denoise: bool,
     finished: bool,
+    clip: Option<X0Clip>,
 }
 
 impl<const D: usize> Sampling<D> {
@@ -457,13 +466,23 @@ impl<const D: usize> Sampling<D> {
     }
 
     /// Starts from a given `x` at time `t_start` (SDEdit: a noised image part-way).
+    ///
+    /// The config's clipping ([`SamplerConfig::x0_clip`]) applies to every prediction; a config
+    /// that fails [`SamplerConfig::validate`] there clips nothing.
     pub fn from_state_at(config: &SamplerConfig, sde: &dyn Sde, x: Tensor<D>, t_start: f64) -> Self {
-        Self { sampler: config.build_from(sde, t_start), state: Step::deterministic(x), denoise: config.denoise, finished: false }
+        let clip = config.x0_clip().unwrap_or(None);
+        Self { sampler: config.build_from(sde, t_start), state: Step::deterministic(x), denoise: config.denoise, finished: false, clip }
     }
 
-    /// Runs a sampler built elsewhere (DPS's guided grid) from `x`, without a final Tweedie step.
-    pub fn with_sampler(sampler: Box<dyn Sampler<D>>, x: Tensor<D>) -> Self {
-        Self { sampler, state: Step::deterministic(x), denoise: false, finished: false }
+    /// Runs a sampler built elsewhere (DPS's guided grid) from `x`, without a final Tweedie step,
+    /// its predictions clipped by `clip`.
+    pub fn with_sampler(sampler: Box<dyn Sampler<D>>, x: Tensor<D>, clip: Option<X0Clip>) -> Self {
+        Self { sampler, state: Step::deterministic(x), denoise: false, finished: false, clip }
+    }
+
+    /// The clipping of `x0_hat` this run applies.
+    pub fn clip(&self) -> Option<X0Clip> {
+        self.clip
     }
 
     /// The sampler's current time.
@@ -499,6 +518,8 @@ impl<const D: usize> Sampling<D> {
         if self.finished {
             return false;
         }
+        let clipped = self.clip.map(|c| f.clipped(Some(c)));
+        let f = clipped.as_ref().unwrap_or(f);
         if !self.sampler.is_done() {
             self.state = self.sampler.step(self.state.x.clone(), f, noise);
         } else {
