@@ -6,17 +6,18 @@
 # a stopped one continues with --resume, an evaluation already in out/ablation/ is kept.
 #   scripts/ablation.sh [STEPS] [N]        (default: 1500 2000)
 #   scripts/ablation.sh train|eval [STEPS] [N]   only one of the two phases
+#   scripts/ablation.sh table [STEPS] [N]        only the table of what has been evaluated
 set -euo pipefail
 cd "$(dirname "$0")/.."
 phase=all
-[[ "${1:-}" == train || "${1:-}" == eval ]] && { phase=$1; shift; }
+[[ "${1:-}" == train || "${1:-}" == eval || "${1:-}" == table ]] && { phase=$1; shift; }
 steps=${1:-1500}
 n=${2:-2000}
 recipes=(l-simple min-snr-eps v-min-snr edm)
-cargo build --locked --release -p native-cli
 cli=target/release/native-cli
 mkdir -p runs/ablation out/ablation
-if [[ $phase != eval ]]; then
+[[ $phase == table ]] || cargo build --locked --release -p native-cli
+if [[ $phase == all || $phase == train ]]; then
   for r in "${recipes[@]}"; do
     out=runs/ablation/mnist-$r
     if [[ -f $out/config.json ]]; then
@@ -27,8 +28,9 @@ if [[ $phase != eval ]]; then
   done
 fi
 [[ $phase == train ]] && exit 0
-for r in "${recipes[@]}"; do
-  for cell in "dpm-solver2m 10" "ddim 20" "ancestral 100"; do
+# The fast samplers first, then ancestral: their cells are the cheap ones.
+[[ $phase == table ]] || for cell in "dpm-solver2m 10" "ddim 20" "ancestral 100"; do
+  for r in "${recipes[@]}"; do
     set -- $cell
     file=out/ablation/mnist-$r-$steps-$1-$2-n$n.json
     [[ -s $file ]] && continue
@@ -39,12 +41,16 @@ done
 python3 - "$steps" "$n" "${recipes[@]}" <<'PY'
 import json, sys
 steps, n, recipes = sys.argv[1], sys.argv[2], sys.argv[3:]
-print(f"| recipe ({steps} steps) | sampler | FD (n = {n}) | floor | FD / floor | failures |")
-print("|---|---|---|---|---|---|")
+import os
+print(f"| recipe ({steps} steps) | sampler | FD (n = {n}) | floor | FD / floor | failures | confidence | class entropy (bits) |")
+print("|---|---|---|---|---|---|---|---|")
 for r in recipes:
     for s, k in (("dpm-solver2m", 10), ("ddim", 20), ("ancestral", 100)):
-        d = json.load(open(f"out/ablation/mnist-{r}-{steps}-{s}-{k}-n{n}.json"))
-        fail = d.get("failures", {})
-        share = fail.get("share") if isinstance(fail, dict) else None
-        print(f"| {r} | {s} {k} | {d['frechet_distance']:.2f} | {d['frechet_distance_floor']:.2f} | {d['frechet_distance'] / d['frechet_distance_floor']:.1f}x | {'' if share is None else '%.2f%%' % (100 * share)} |")
+        path = f"out/ablation/mnist-{r}-{steps}-{s}-{k}-n{n}.json"
+        if not os.path.exists(path):
+            print(f"| {r} | {s} {k} | not run | | | | | |")
+            continue
+        d = json.load(open(path))
+        print(f"| {r} | {s} {k} | {d['frechet_distance']:.2f} | {d['frechet_distance_floor']:.2f} | {d['frechet_distance'] / d['frechet_distance_floor']:.1f}x "
+              f"| {d['failures']} ({100 * d['failure_share']:.2f}%) | {d['confidence']:.3f} | {d['class_entropy_bits']:.3f} |")
 PY
