@@ -45,33 +45,20 @@ pub struct Prediction<const D: usize> {
     pub param: Parameterization,
     /// `m(t)`, `s(t)` of the perturbation kernel.
     pub marginal: Marginal,
-    /// The clipping of `x0_hat` the sampler asked for ([`crate::sampler::clip`]); `None`: the
-    /// model's own prediction.
-    pub clip: Option<X0Clip>,
 }
 
 impl<const D: usize> Prediction<D> {
-    /// The score `grad log p_t(x_t)` (with clipping: `-eps_hat / s` of the clipped `eps_hat`).
+    /// The score `grad log p_t(x_t)`.
     pub fn score(&self) -> Tensor<D> {
-        match self.clip {
-            None => self.marginal.to_score(self.param, self.x.clone(), self.out.clone()),
-            Some(_) => self.marginal.to_score(Parameterization::X0, self.x.clone(), self.x0()),
-        }
+        self.marginal.to_score(self.param, self.x.clone(), self.out.clone())
     }
-    /// The noise `eps` (with clipping: `(x_t - m x0_c) / s` of the clipped `x0_c`).
+    /// The noise `eps`.
     pub fn eps(&self) -> Tensor<D> {
-        match self.clip {
-            None => self.marginal.to_eps(self.param, self.x.clone(), self.out.clone()),
-            Some(_) => self.marginal.to_eps(Parameterization::X0, self.x.clone(), self.x0()),
-        }
+        self.marginal.to_eps(self.param, self.x.clone(), self.out.clone())
     }
-    /// Tweedie's denoised estimate `E[x_0 | x_t]`, clipped if the sampler asked for it.
+    /// Tweedie's denoised estimate `E[x_0 | x_t]`.
     pub fn x0(&self) -> Tensor<D> {
-        let x0 = self.marginal.to_x0(self.param, self.x.clone(), self.out.clone());
-        match &self.clip {
-            None => x0,
-            Some(c) => c.apply(x0),
-        }
+        self.marginal.to_x0(self.param, self.x.clone(), self.out.clone())
     }
 }
 
@@ -118,9 +105,18 @@ impl<'a, const D: usize> ScoreFn<'a, D> {
         self.prediction(x, out, t)
     }
 
+    /// The model's output at `x` as a prediction; with clipping, the clipped `x0_hat` itself (an
+    /// `x0` prediction, so that `eps_hat = (x_t - m x0_c) / s` and the score follow from it).
     fn prediction(&self, x: Tensor<D>, out: Tensor<D>, t: &[f64]) -> Prediction<D> {
         let marginal = if t.windows(2).all(|w| w[0] == w[1]) { Marginal::at(self.sde, t[0]) } else { Marginal::per_sample(self.sde, t) };
-        Prediction { x, out, param: self.model.parameterization(), marginal, clip: self.clip }
+        let param = self.model.parameterization();
+        match &self.clip {
+            None => Prediction { x, out, param, marginal },
+            Some(clip) => {
+                let x0 = clip.apply(marginal.to_x0(param, x.clone(), out));
+                Prediction { x, out: x0, param: Parameterization::X0, marginal }
+            }
+        }
     }
 
     /// [`eval`](Self::eval) with the model's learned-variance output `v`, if it has one (one

@@ -77,7 +77,7 @@ pub fn dps_gradient<const D: usize>(f: &ScoreFn<D>, op: &dyn Operator<D>, y: &Te
     let grad = xg.grad(&grads).expect("x_t requires grad on the autodiff device");
     let grad = if autodiff { grad.autodiff() } else { grad };
     let norms = sq.inner().into_data().try_to_vec::<f32>().expect("f32 norms").into_iter().map(|v| (v as f64).sqrt()).collect();
-    let pred = Prediction { x, out: like(pred.out, autodiff), param: pred.param, marginal: pred.marginal, clip: pred.clip };
+    let pred = Prediction { x, out: like(pred.out, autodiff), param: pred.param, marginal: pred.marginal };
     DpsGradient { pred, grad, norms }
 }
 

@@ -13,10 +13,11 @@
 //! device by bisection on `s` (the share above is a mean of a comparison), so no sample is read
 //! back to the host: a synchronous read would fail on WebGPU, and burn's sort does one there.
 //!
-//! A clipped prediction also changes the noise a sampler reads: `eps_hat = (x_t - m x0_c) / s`
-//! and `score = -eps_hat / s` ([`crate::model::Prediction`]), as diffusers' DDIM does after
-//! clipping, so DDIM, DPM-Solver++, ancestral steps, DPS and the ODE samplers all see one
-//! consistent clipped model.
+//! A clipped prediction also changes the noise a sampler reads: the model's prediction becomes
+//! the clipped `x0_c` itself, so `eps_hat = (x_t - m x0_c) / s` and `score = -eps_hat / s`
+//! ([`crate::model::ScoreFn::clipped`]), as diffusers' DDIM does after clipping; DDIM,
+//! DPM-Solver++, ancestral steps, DPS and the ODE samplers all see one consistent clipped
+//! model, and the clipping runs once per evaluation.
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
