@@ -11,22 +11,36 @@
 //! - the bound sees the model's mean through a stop-gradient (section 3.1, the reference code's
 //!   `frozen_out`): `L_vlb` trains only the learned variance, `L_simple` only the mean.
 //!
+//! The `L_simple` term takes the options of [`super::ddpm`]: measured in `target` (`v` is Salimans
+//! & Ho's loss) and weighted by Min-SNR-gamma per level ([`super::min_snr`]); with `eps` and no
+//! weight it is the paper's `||eps - eps_hat||^2`. The bound term is the same whatever the target.
+//!
 //! Levels are uniform, or drawn by the loss's second moment ([`LossSecondMoment`],
 //! section 3.3) with weights `1 / (N p_t)`; the history records the per-sample hybrid loss,
 //! as the reference training loop does (`update_with_local_losses(t, losses["loss"])`).
 
 use super::importance::{LossSecondMoment, uniform_levels};
+use super::min_snr::min_snr_weight;
 use super::vlb::vlb_term;
 use super::{sq_norm, weighted_mean};
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
-use crate::param::Marginal;
+use crate::param::{Coef, Marginal, Parameterization};
 use crate::sampler::Variance;
 use crate::sde::Sde;
 use burn::tensor::Tensor;
 
 /// The default `lambda` (section 3.1).
 pub const DEFAULT_LAMBDA: f64 = 0.001;
+
+/// The options of the hybrid loss's `L_simple` term (the defaults are the paper's).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SimpleTerm {
+    /// What the error is measured in (`eps` in the paper).
+    pub target: Parameterization,
+    /// Min-SNR-gamma weight per level (none in the paper).
+    pub min_snr_gamma: Option<f64>,
+}
 
 /// The hybrid loss at given levels (`1..=levels`) with per-sample weights: returns the weighted
 /// mean and the per-sample unweighted losses (for the importance sampler's history).
@@ -45,6 +59,7 @@ pub fn hybrid_at<const D: usize>(
     at: &[usize],
     levels: usize,
     lambda: f64,
+    simple: SimpleTerm,
     weights: &[f64],
     noise: &mut NoiseSource,
 ) -> (Tensor<1>, Vec<f64>) {
@@ -56,7 +71,12 @@ pub fn hybrid_at<const D: usize>(
     let x_t = marg.perturb(x0.clone(), eps.clone());
     let (out, v) = model.forward_with_variance(x_t.clone(), &ts);
     let p = model.parameterization();
-    let simple = sq_norm(eps - marg.to_eps(p, x_t.clone(), out.clone())); // [b, 1]
+    let SimpleTerm { target, min_snr_gamma } = simple;
+    let err = sq_norm(marg.convert(target, p, x_t.clone(), out.clone()) - marg.target(target, x0.clone(), eps)); // [b, 1]
+    let simple = match min_snr_gamma {
+        None => err,
+        Some(gamma) => Coef::PerSample(ts.iter().map(|&t| sde.marginal(t)).map(|(m, s)| min_snr_weight(target, m, s, gamma)).collect()).apply(err),
+    };
     let x0_hat = marg.to_x0(p, x_t.clone(), out.detach()); // the stop-gradient on the mean
     let vlb = vlb_term(sde, x0, x_t, x0_hat, v, &ts, &ss, Variance::Learned); // [b, 1], nats
     let per_sample = simple + vlb.mul_scalar(lambda * n / std::f64::consts::LN_2); // [b, 1]
@@ -72,6 +92,7 @@ pub fn hybrid_loss<const D: usize>(
     x0: Tensor<D>,
     levels: usize,
     lambda: f64,
+    simple: SimpleTerm,
     history: Option<&mut LossSecondMoment>,
     noise: &mut NoiseSource,
 ) -> Tensor<1> {
@@ -80,7 +101,7 @@ pub fn hybrid_loss<const D: usize>(
         Some(h) => h.sample(b, noise),
         None => (uniform_levels(b, levels, noise), vec![1.0; b]),
     };
-    let (loss, values) = hybrid_at(model, sde, x0, &at, levels, lambda, &weights, noise);
+    let (loss, values) = hybrid_at(model, sde, x0, &at, levels, lambda, simple, &weights, noise);
     if let Some(h) = history {
         h.update(&at, &values);
     }
@@ -121,7 +142,8 @@ mod tests {
         for (v, sigma2) in [(-1.0f32, post.var_small), (1.0, post.var_large)] {
             let kl = 0.5 * (-1.0 + sigma2.ln() - post.var_small.ln() + post.var_small / sigma2 + post.coef_x0.powi(2) * var_post / sigma2);
             let expect = d as f64 * (simple + lambda * levels as f64 / std::f64::consts::LN_2 * kl);
-            let (loss, values) = hybrid_at(&WithV(&exact, v), sde.as_ref(), x0.clone(), &vec![i; n], levels, lambda, &vec![1.0; n], &mut noise);
+            let (loss, values) =
+                hybrid_at(&WithV(&exact, v), sde.as_ref(), x0.clone(), &vec![i; n], levels, lambda, SimpleTerm::default(), &vec![1.0; n], &mut noise);
             let mean = values.iter().sum::<f64>() / n as f64;
             let sd = (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
             assert!((loss.into_scalar::<f32>() as f64 - mean).abs() < 1e-4 * mean, "the loss is the mean of the per-sample values");
@@ -159,7 +181,7 @@ mod tests {
             let heads = Heads { a: noise.normal([4, 3], &dev).require_grad(), v: noise.normal([4, 3], &dev).mul_scalar(0.5).require_grad() };
             let pixels: Vec<f32> = (0..12).map(|k| (k * 21) as f32 / 127.5 - 1.0).collect();
             let x0 = Tensor::<2>::from_data(TensorData::new(pixels, [4, 3]), &dev);
-            let (loss, _) = hybrid_at(&heads, &sde, x0, &[1, 2, 5, 10], 10, lambda, &[1.0; 4], &mut noise);
+            let (loss, _) = hybrid_at(&heads, &sde, x0, &[1, 2, 5, 10], 10, lambda, SimpleTerm::default(), &[1.0; 4], &mut noise);
             let grads = loss.backward();
             let g = |x: &Tensor<2>| x.grad(&grads).map(|g| to_vec(g)).unwrap_or_else(|| vec![0.0; 12]);
             (g(&heads.a), g(&heads.v))
@@ -183,11 +205,37 @@ mod tests {
         let mut noise = NoiseSource::new(5);
         let x0 = Tensor::<2>::from_data(TensorData::new(vec![0.0f32; 16], [8, 2]), &dev);
         for _ in 0..20 {
-            let loss = hybrid_loss(&model, sde.as_ref(), x0.clone(), 4, DEFAULT_LAMBDA, Some(&mut h), &mut noise);
+            let loss = hybrid_loss(&model, sde.as_ref(), x0.clone(), 4, DEFAULT_LAMBDA, SimpleTerm::default(), Some(&mut h), &mut noise);
             assert!(loss.into_scalar::<f32>().is_finite());
         }
         assert!(h.warmed_up(), "160 uniform draws over 4 levels fill 10 each");
         let p = h.probabilities();
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12 && p.windows(2).any(|w| w[0] != w[1]), "{p:?}");
+    }
+
+    /// On a VP schedule `v - v_hat = (eps - eps_hat) / m` and `(SNR + 1) m^2 = 1`, so the
+    /// Min-SNR-gamma term measured in v equals the Min-SNR-gamma term measured in eps on the same
+    /// draws; both differ from the unweighted term where `SNR > gamma` (low levels).
+    #[test]
+    fn min_snr_in_v_equals_min_snr_in_eps() {
+        let dev = device();
+        let sde = DiscreteVpSde::new(ScheduleKind::Linear, 1000).unwrap();
+        let at = [1, 20, 80, 300, 700, 1000];
+        let loss = |simple: SimpleTerm| {
+            let mut noise = NoiseSource::new(11);
+            let heads = Heads { a: noise.normal([6, 3], &dev), v: noise.normal([6, 3], &dev).mul_scalar(0.5) };
+            let x0 = noise.normal([6, 3], &dev).clamp(-1.0, 1.0);
+            let (l, values) = hybrid_at(&heads, &sde, x0, &at, 1000, DEFAULT_LAMBDA, simple, &[1.0; 6], &mut noise);
+            (l.into_scalar::<f64>(), values)
+        };
+        let (v, vv) = loss(SimpleTerm { target: Parameterization::V, min_snr_gamma: Some(5.0) });
+        let (e, ve) = loss(SimpleTerm { target: Parameterization::Eps, min_snr_gamma: Some(5.0) });
+        let (plain, vp) = loss(SimpleTerm::default());
+        for (a, b) in vv.iter().zip(&ve) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{vv:?} vs {ve:?}");
+        }
+        assert!((v - e).abs() <= 1e-4 * e.abs(), "{v} vs {e}");
+        assert!(vp[1] > 2.0 * ve[1] && (vp[5] - ve[5]).abs() <= 1e-4 * vp[5].abs(), "level 20 is down-weighted, level 1000 is not: {vp:?} vs {ve:?}");
+        assert!(plain > e);
     }
 }

@@ -310,7 +310,13 @@ mod tests {
         v["loss"] = serde_json::json!({"kind": "hybrid", "importance_sampling": true});
         v["network"]["out_channels"] = 2.into();
         let c = RunConfig::from_json(&v.to_string()).unwrap();
-        assert_eq!((c.variance, c.loss), (Variance::Learned, LossConfig::Hybrid { lambda: 0.001, importance_sampling: true }));
+        assert_eq!(
+            (c.variance, c.loss),
+            (
+                Variance::Learned,
+                LossConfig::Hybrid { lambda: 0.001, importance_sampling: true, target: crate::param::Parameterization::Eps, min_snr_gamma: None }
+            )
+        );
         let err = |v: &serde_json::Value| RunConfig::from_json(&v.to_string()).unwrap_err();
         let mut w = v.clone();
         w["sde"] = serde_json::json!({"kind": "vp"});

@@ -19,6 +19,7 @@ pub use config::{Dataset, Network, RunConfig};
 pub use trainer::parallel::{ParallelError, ParallelTrainer, check_devices};
 pub use trainer::{EMA_FILE, MODEL_FILE, OPTIM_FILE, STATE_FILE, StepReport, TrainError, TrainState, Trainer};
 
+use crate::loss::hybrid::SimpleTerm;
 use crate::loss::{DEFAULT_LAMBDA, LossSecondMoment, Projection, Weighting, ddpm_loss, dsm_loss, edm_loss, hybrid_loss, ncsn_loss, ssm_loss};
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
@@ -86,6 +87,12 @@ pub enum LossConfig {
         /// Draw the level by the loss's second moment (section 3.3) instead of uniformly.
         #[serde(default)]
         importance_sampling: bool,
+        /// What the `L_simple` term is measured in (`eps` in the paper; see `ddpm-simple`).
+        #[serde(default)]
+        target: Parameterization,
+        /// Min-SNR-gamma weighting of the `L_simple` term; none when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_snr_gamma: Option<f64>,
     },
 }
 
@@ -148,7 +155,9 @@ impl LossConfig {
             Self::Edm { sigma_data, p_mean, p_std } => edm_loss(model, sde, x0, sigma_data, p_mean, p_std, noise),
             Self::Ncsn { levels } => ncsn_loss(model, sde, x0, levels, noise),
             Self::Ssm { projection, variance_reduced } => ssm_loss(model, sde, x0, projection, variance_reduced, sde.t_min(), noise),
-            Self::Hybrid { lambda, .. } => hybrid_loss(model, sde, x0, ddpm_levels(sde_config), lambda, history, noise),
+            Self::Hybrid { lambda, target, min_snr_gamma, .. } => {
+                hybrid_loss(model, sde, x0, ddpm_levels(sde_config), lambda, SimpleTerm { target, min_snr_gamma }, history, noise)
+            }
         }
     }
 
@@ -176,7 +185,7 @@ impl LossConfig {
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Self::Ncsn { levels } if levels < 2 => Err(format!("loss.levels: expected at least 2, found {levels}")),
-            Self::DdpmSimple { min_snr_gamma: Some(g), .. } if !(g.is_finite() && g > 0.0) => {
+            Self::DdpmSimple { min_snr_gamma: Some(g), .. } | Self::Hybrid { min_snr_gamma: Some(g), .. } if !(g.is_finite() && g > 0.0) => {
                 Err(format!("loss.min_snr_gamma: expected a finite number > 0 (5 in Hang et al.), found {g}"))
             }
             Self::Edm { sigma_data, .. } if !(sigma_data.is_finite() && sigma_data > 0.0) => {
@@ -263,7 +272,7 @@ mod tests {
         assert_eq!(l, LossConfig::Dsm { weighting: Weighting::Likelihood });
         assert!(LossConfig::Ncsn { levels: 1 }.validate().unwrap_err().contains("levels"));
         let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid"}"#).unwrap();
-        assert_eq!(l, LossConfig::Hybrid { lambda: 0.001, importance_sampling: false });
+        assert_eq!(l, LossConfig::Hybrid { lambda: 0.001, importance_sampling: false, target: Parameterization::Eps, min_snr_gamma: None });
         let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid", "lambda": 0.01, "importance_sampling": true}"#).unwrap();
         let ddpm = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Cosine, levels: 50 };
         assert_eq!(l.new_history(&ddpm).map(|h| h.levels()), Some(50));
@@ -273,12 +282,22 @@ mod tests {
         assert_eq!(serde_json::to_string(&l).unwrap(), r#"{"kind":"ddpm-simple","target":"eps"}"#);
         let l: LossConfig = serde_json::from_str(r#"{"kind": "ddpm-simple", "target": "v", "min_snr_gamma": 5}"#).unwrap();
         assert_eq!(l, LossConfig::DdpmSimple { target: Parameterization::V, min_snr_gamma: Some(5.0) });
+        let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid", "target": "v", "min_snr_gamma": 5}"#).unwrap();
+        assert_eq!(l, LossConfig::Hybrid { lambda: 0.001, importance_sampling: false, target: Parameterization::V, min_snr_gamma: Some(5.0) });
+        assert!(
+            serde_json::from_str::<LossConfig>(r#"{"kind": "hybrid", "min_snr_gamma": -1}"#).unwrap().validate().unwrap_err().contains("loss.min_snr_gamma")
+        );
         let l: LossConfig = serde_json::from_str(r#"{"kind": "edm"}"#).unwrap();
         assert_eq!(l, LossConfig::Edm { sigma_data: 0.5, p_mean: -1.2, p_std: 1.2 });
         assert!(LossConfig::DdpmSimple { target: Parameterization::Eps, min_snr_gamma: Some(0.0) }.validate().unwrap_err().contains("loss.min_snr_gamma"));
         assert!(LossConfig::Edm { sigma_data: 0.5, p_mean: -1.2, p_std: -1.0 }.validate().unwrap_err().contains("loss.p_std"));
         assert!(LossConfig::Edm { sigma_data: -0.5, p_mean: -1.2, p_std: 1.0 }.validate().unwrap_err().contains("loss.sigma_data"));
-        assert!(LossConfig::Hybrid { lambda: -1.0, importance_sampling: false }.validate().unwrap_err().contains("loss.lambda"));
+        assert!(
+            LossConfig::Hybrid { lambda: -1.0, importance_sampling: false, target: Parameterization::Eps, min_snr_gamma: None }
+                .validate()
+                .unwrap_err()
+                .contains("loss.lambda")
+        );
         let e = serde_json::from_str::<LossConfig>(r#"{"kind": "dsm", "weight": 1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `weight`"), "{e}");
         assert!(OptimConfig { ema_decay: 1.0, ..Default::default() }.validate().unwrap_err().contains("ema_decay"));

@@ -411,7 +411,7 @@ mod tests {
         let init = TinyVConfig.build(&dev).unwrap();
         let opt = OptimConfig { lr: 1e-3, warmup: 0, ..OptimConfig::default() };
         let sde = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Cosine, levels: 4 };
-        let loss = LossConfig::Hybrid { lambda: 0.001, importance_sampling: true };
+        let loss = LossConfig::Hybrid { lambda: 0.001, importance_sampling: true, target: crate::param::Parameterization::Eps, min_snr_gamma: None };
         let make = |m: TinyV| Trainer::new(m, sde.clone(), loss, opt, 9).unwrap();
         let mut straight = make(init.clone());
         let full: Vec<f64> = (0..12).map(|_| straight.train_step(batch(&dev)).unwrap().loss).collect();
@@ -428,7 +428,7 @@ mod tests {
             assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{:?}\nvs {rest:?}", &full[6..]);
         }
         // A checkpoint of a run without the history is refused by one that samples by it.
-        let no_history = LossConfig::Hybrid { lambda: 0.001, importance_sampling: false };
+        let no_history = LossConfig::Hybrid { lambda: 0.001, importance_sampling: false, target: crate::param::Parameterization::Eps, min_snr_gamma: None };
         let plain = Trainer::new(TinyVConfig.build(&dev).unwrap(), sde.clone(), no_history, opt, 9).unwrap();
         let err = plain.resume(&TinyVConfig, &run, &dev).err().unwrap().to_string();
         assert!(err.contains("loss_history"), "{err}");

@@ -429,7 +429,7 @@ mod tests {
     fn importance_sampling_trains_on_one_device_only() {
         let dev = Device::flex().autodiff();
         let hybrid = || {
-            let loss = LossConfig::Hybrid { lambda: 1e-3, importance_sampling: true };
+            let loss = LossConfig::Hybrid { lambda: 1e-3, importance_sampling: true, target: crate::param::Parameterization::Eps, min_snr_gamma: None };
             Trainer::new(fresh(&dev), SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }, loss, OptimConfig::default(), 7).unwrap()
         };
         assert_eq!(ParallelTrainer::new(hybrid(), vec![dev.clone(), dev.clone()], BATCH).err(), Some(ParallelError::ImportanceSampling));
