@@ -20,6 +20,7 @@ pub mod loss;
 pub mod metrics;
 pub mod mixture;
 pub mod model;
+pub mod names;
 pub mod nn;
 pub mod noise;
 pub mod param;

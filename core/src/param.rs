@@ -14,11 +14,11 @@
 use crate::sde::Sde;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// What a network's output means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Parameterization::unknown)]
 pub enum Parameterization {
     /// The noise `eps` that was added.
     #[default]
@@ -32,25 +32,16 @@ pub enum Parameterization {
 }
 
 impl Parameterization {
-    /// Every parameterization with its name in configs and on the command line.
-    pub const ALL: [(Parameterization, &'static str); 4] = [(Self::Eps, "eps"), (Self::X0, "x0"), (Self::V, "v"), (Self::Score, "score")];
+    /// Every parameterization.
+    pub const ALL: [Parameterization; 4] = [Self::Eps, Self::X0, Self::V, Self::Score];
 
     /// The name in configs and on the command line.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(p, _)| *p == self).map_or("?", |(_, n)| n)
+        self.into()
     }
-}
 
-impl std::fmt::Display for Parameterization {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Parameterization {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.iter().find(|(_, n)| *n == s).map(|(p, _)| *p).ok_or_else(|| format!("unknown parameterization `{s}`: expected eps, x0, v or score"))
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("parameterization", s, <Self as strum::VariantNames>::VARIANTS)
     }
 }
 
@@ -215,6 +206,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn names_are_serde_names() {
+        crate::names::serde_agrees(&Parameterization::ALL);
+        assert_eq!(Parameterization::ALL.map(Parameterization::name), ["eps", "x0", "v", "score"]);
+        let e = "noise".parse::<Parameterization>().unwrap_err();
+        assert_eq!(e, "unknown parameterization `noise`: expected one of eps, x0, v, score");
     }
 
     #[test]
