@@ -6,6 +6,9 @@ const state = { losses: [], lastImages: null, lastShape: null, busy: {}, index: 
 window.scorediff = state;
 // For tests and the console: class probabilities of images under a classifier in models/.
 state.classify = (dir, config, weights, pixels) => call('classify', { dir, config, weights, pixels: Array.from(pixels) });
+// For tests and the console: which images fail the data set's failure rule (core's
+// metrics::FailureRule, as `native-cli eval` counts them), one 0/1 per image of shape [c, h, w].
+state.failures = (dataset, pixels, shape) => call('failures', { dataset, pixels: Array.from(pixels), shape });
 
 // ---- the worker -------------------------------------------------------------------------
 let worker = null;

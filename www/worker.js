@@ -141,6 +141,11 @@ const handlers = {
     }
     return { probabilities: await points.get(key).probabilities(new Float32Array(pixels)) };
   },
+  // Which images fail the data set's failure rule: one 0/1 per image of shape [c, h, w].
+  async failures({ dataset, pixels, shape }) {
+    const [c, h, w] = shape;
+    return { failed: Array.from(wasm.failedSamples(dataset, new Float32Array(pixels), c, h, w)) };
+  },
   async 'lab-new'({ settings }) {
     if (lab) lab.free();
     lab = new wasm.Lab(JSON.stringify(settings));

@@ -2,8 +2,8 @@
 // script builds nothing) on a free localhost port with a small static server, opens it in headless Chromium through
 // playwright-core, checks it opens on the fast sampler with ancestral sampling one click away,
 // generates images with two samplers, checks the canvas holds non-blank
-// output (and, when a classifier is shipped in www/models/classifier-mnist/ and the real MNIST
-// model is there, that the classifier is confident on the generated digits), trains the 2-D
+// output (and, with the real MNIST model, that no sample is a noise blob or speckle, each judged
+// on its own by core's failure rule; the classifier's confidence is reported), trains the 2-D
 // toy for a few hundred steps and checks that the loss falls; the weights are cached under
 // their card's SHA-256, and a visitor with another export cached gets the served one (the
 // cache logic itself: files.test.mjs). Screenshots go to the output
@@ -118,7 +118,7 @@ try {
 
   // Few steps and a batch of 8: a software WebGPU adapter takes seconds per U-Net evaluation.
   const batch = 8;
-  for (const [sampler, steps] of [['ddim', 10], ['dpm-solver2m', 8]]) {
+  for (const [sampler, steps] of [['ddim', 10], ['dpm-solver2m', 10]]) {
     await page.selectOption('#img-sampler', sampler);
     await page.fill('#img-steps', String(steps));
     await page.fill('#img-batch', String(batch));
@@ -150,18 +150,30 @@ try {
     });
     check(canvasStd > 10, `${sampler}: the drawn canvas varies (grey-level std ${canvasStd.toFixed(1)})`);
     await page.locator('#img-canvas').screenshot({ path: join(out, `samples-${sampler}.png`) });
-    if (!useFixture && clsConfig && clsWeights) {
-      const probs = await page.evaluate(([c, w]) => window.scorediff.classify('classifier-mnist', c, w, window.scorediff.lastImages), [clsConfig, clsWeights]);
-      const p = Object.values(probs.probabilities);
-      const classes = p.length / batch;
-      let conf = 0;
-      for (let i = 0; i < batch; i++) conf += Math.max(...p.slice(i * classes, (i + 1) * classes));
-      conf /= batch;
-      report[sampler].classifierConfidence = conf;
-      // A uniform guess gives 0.1; trained MNIST models give confident, digit-like samples.
-      check(conf > 0.7, `${sampler}: mean classifier confidence ${conf.toFixed(3)} on the ${batch} samples (digit-like)`);
+    if (!useFixture) {
+      // Each sample judged on its own by MNIST's failure rule (core's metrics::FailureRule, the
+      // count `native-cli eval` reports): a mean over the batch hides noise blobs, and the
+      // classifier is confident on them. The shipped model fails 0 of 2000 DPM-Solver++(2M)
+      // and DDIM samples at these step counts (BENCHMARKS.md), so one failure in 8 is a
+      // regression; the 2300-step model of 2026-12-01 failed 44% of them, and passes this
+      // check with probability 0.56^8 = 1% per sampler.
+      const shape = await page.evaluate(() => window.scorediff.lastShape);
+      const { failed } = await page.evaluate(([s]) => window.scorediff.failures('mnist', window.scorediff.lastImages, s.slice(1)), [shape]);
+      const failures = failed.reduce((a, b) => a + b, 0);
+      report[sampler].failures = failures;
+      check(failed.length === batch && failures === 0, `${sampler}: ${failures} of ${failed.length} samples fail the failure rule (noise or speckle; per sample [${failed.join('')}])`);
+      if (clsConfig && clsWeights) {
+        const probs = await page.evaluate(([c, w]) => window.scorediff.classify('classifier-mnist', c, w, window.scorediff.lastImages), [clsConfig, clsWeights]);
+        const p = Object.values(probs.probabilities);
+        const classes = p.length / batch;
+        const conf = [];
+        for (let i = 0; i < batch; i++) conf.push(Math.max(...p.slice(i * classes, (i + 1) * classes)));
+        // Reported, not judged: a classifier is confident on noise too.
+        report[sampler].classifierConfidence = conf;
+        console.log(`${sampler}: classifier confidence per sample ${conf.map((c) => c.toFixed(2)).join(' ')}`);
+      }
     } else {
-      console.log(`skip ${sampler}: digit check (${useFixture ? 'fixture model' : 'no classifier in www/models/classifier-mnist'})`);
+      console.log(`skip ${sampler}: failure count (fixture model)`);
     }
   }
 

@@ -319,3 +319,18 @@ impl JsClassifier {
         Ok(read(flat(self.0.probabilities(&pixels).map_err(err)?)))
     }
 }
+
+/// Which of `pixels` (row-major `[n, channels, height, width]`, in the data's `[-1, 1]`) fail
+/// the data set's failure rule (`scorediff::metrics::FailureRule`, as `native-cli eval`
+/// counts them): one byte per sample, 1 where it fails.
+#[wasm_bindgen(js_name = failedSamples)]
+pub fn failed_samples(dataset: &str, pixels: &[f32], channels: u32, height: u32, width: u32) -> Result<Vec<u8>, JsError> {
+    let kind: scorediff::data::DatasetKind = dataset.parse().map_err(err)?;
+    let shape = [channels as usize, height as usize, width as usize];
+    let len = shape.iter().product::<usize>();
+    if len == 0 || pixels.len() % len != 0 {
+        return Err(err(format!("failedSamples: expected a whole number of {channels}x{height}x{width} images, found {} values", pixels.len())));
+    }
+    let flags = scorediff::metrics::FailureRule::for_dataset(kind).per_sample(pixels, shape);
+    Ok(flags.into_iter().map(u8::from).collect())
+}

@@ -132,10 +132,18 @@ impl FailureRule {
     /// # Panics
     /// If `images` is not a whole number of `c * h * w` images.
     pub fn count(&self, images: &[f32], shape: [usize; 3]) -> FailureCount {
+        let flags = self.per_sample(images, shape);
+        FailureCount { failures: flags.iter().filter(|&&f| f).count(), n: flags.len() }
+    }
+
+    /// Whether each of `images` (row-major `[n, c, h, w]`) fails, in order.
+    ///
+    /// # Panics
+    /// If `images` is not a whole number of `c * h * w` images.
+    pub fn per_sample(&self, images: &[f32], shape: [usize; 3]) -> Vec<bool> {
         let len = shape.iter().product::<usize>().max(1);
         assert_eq!(images.len() % len, 0, "expected a whole number of {shape:?} images, found {} values", images.len());
-        let failures = images.chunks_exact(len).filter(|x| self.fails(x, shape)).count();
-        FailureCount { failures, n: images.len() / len }
+        images.chunks_exact(len).map(|x| self.fails(x, shape)).collect()
     }
 }
 
