@@ -38,19 +38,11 @@ fi
     mv "$file.tmp" "$file"
   done
 done
-python3 - "$steps" "$n" "${recipes[@]}" <<'PY'
-import json, sys
-steps, n, recipes = sys.argv[1], sys.argv[2], sys.argv[3:]
-import os
-print(f"| recipe ({steps} steps) | sampler | FD (n = {n}) | floor | FD / floor | failures | confidence | class entropy (bits) |")
-print("|---|---|---|---|---|---|---|---|")
-for r in recipes:
-    for s, k in (("dpm-solver2m", 10), ("ddim", 20), ("ancestral", 100)):
-        path = f"out/ablation/mnist-{r}-{steps}-{s}-{k}-n{n}.json"
-        if not os.path.exists(path):
-            print(f"| {r} | {s} {k} | not run | | | | | |")
-            continue
-        d = json.load(open(path))
-        print(f"| {r} | {s} {k} | {d['frechet_distance']:.2f} | {d['frechet_distance_floor']:.2f} | {d['frechet_distance'] / d['frechet_distance_floor']:.1f}x "
-              f"| {d['failures']} ({100 * d['failure_share']:.2f}%) | {d['confidence']:.3f} | {d['class_entropy_bits']:.3f} |")
-PY
+rows=()
+for r in "${recipes[@]}"; do
+  for cell in "dpm-solver2m 10" "ddim 20" "ancestral 100"; do
+    set -- $cell
+    rows+=("$r ($steps steps)|$1 $2=out/ablation/mnist-$r-$steps-$1-$2-n$n.json")
+  done
+done
+python3 scripts/eval-table.py "${rows[@]}"
