@@ -5,7 +5,9 @@
 # real-data floor, confidence, class entropy) per sampler and step count, printed as markdown
 # table rows and kept as JSON lines in out/figures-NAME.jsonl.
 #   scripts/image-figures.sh www/models/mnist [N]      N: samples per evaluation (default 256)
-# SAMPLERS, STEPS and EVAL_STEPS (space-separated) override the lists below.
+# SAMPLERS, STEPS and EVAL_STEPS (space-separated) override the lists below; GRIDS_ONLY=1 draws
+# the grids and skips the evaluations (scripts/shipped-eval.sh has issue 17's n = 2000 cells);
+# CLI=PATH uses that native-cli instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/image-figures.sh MODEL_DIR [N]}
@@ -14,16 +16,17 @@ name=$(basename "$model")
 samplers=${SAMPLERS:-ancestral ddim euler-maruyama ode-heun dpm-solver2m}
 steps=${STEPS:-10 20 50 100 1000}
 eval_steps=${EVAL_STEPS:-10 20 50 100}
-cargo build --locked --release -p native-cli
-cli=target/release/native-cli
+[[ -n ${CLI:-} ]] || cargo build --locked --release -p native-cli
+cli=${CLI:-target/release/native-cli}
 mkdir -p "docs/samples/$name" out
 jsonl=out/figures-$name.jsonl
-: > "$jsonl"
 for s in $samplers; do
   for k in $steps; do
     "$cli" sample --model "$model" --sampler "$s" --steps "$k" --n 16 --batch 16 --seed 0 --out "docs/samples/$name/$s-$k.png"
   done
 done
+[[ -z ${GRIDS_ONLY:-} ]] || exit 0
+: > "$jsonl"
 echo "| sampler | steps | NFE | Frechet distance | floor | confidence | class entropy (bits) | sampling seconds |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for s in $samplers; do
