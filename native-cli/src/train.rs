@@ -59,7 +59,8 @@ pub struct TrainArgs {
     /// classifier-free guidance: sets network.num_classes to the data set's 10 classes.
     #[arg(long)]
     class_conditional: bool,
-    /// Where MNIST / Fashion-MNIST idx files are (else the usual places; see scripts/fetch-data.sh).
+    /// Where MNIST / Fashion-MNIST idx files are (DIR or DIR/<dataset>), and only there: a DIR
+    /// without them is an error. Without it: the usual places (see scripts/fetch-data.sh).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Compute backend: flex (CPU); wgpu, vulkan, cuda when built with that cargo feature.

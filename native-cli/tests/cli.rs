@@ -328,6 +328,20 @@ fn train_then_kill_and_resume_reproduces_the_uninterrupted_loss_curve() {
     }
 }
 
+/// A `--data-dir` without the files is refused with its name, never replaced by a data set
+/// found elsewhere (the workspace's `data/`); nothing is written to `--out` (issue 18).
+#[test]
+fn explicit_data_dir_without_the_files_is_refused() {
+    let dir = TempDir::new("train-data-dir");
+    let out = dir.path("run");
+    let empty = dir.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for given in [Path::new("/nonexistent/scorediff-data"), empty.as_path()] {
+        run_err(&["train", "--dataset", "mnist", "--data-dir", s(given), "--steps", "1", "--out", s(&out)], &["cannot find mnist", s(given)]);
+        assert!(!out.exists(), "{}", given.display());
+    }
+}
+
 #[test]
 fn bad_training_input_gives_one_error_line_and_keeps_the_checkpoint() {
     let dir = TempDir::new("train-bad");

@@ -6,17 +6,17 @@
 //! the same sizes, file names and [`idx`] format. Models see pixels scaled linearly
 //! from `{0, ..., 255}` to `[-1, 1]`, `x = p / 127.5 - 1` (Ho et al. 2020, section 3.3).
 //!
-//! Files are found by [`locate`], which searches, in order: a folder the caller names, then
-//! `$SCOREDIFF_DATA/<kind>`, `./data/<kind>` under the current directory, `data/<kind>` under
-//! the workspace root, and for Fashion-MNIST Debian's `/usr/share/datasets/fashion-mnist`
-//! (package `dataset-fashion-mnist`). `scripts/fetch-data.sh` fills `data/`.
+//! Files are found by [`locate`]: in a folder the caller names (or its `<kind>` sub-folder)
+//! and nowhere else; without one, in order, `$SCOREDIFF_DATA/<kind>`, `./data/<kind>` under the
+//! current directory, `data/<kind>` under the workspace root, and for Fashion-MNIST Debian's
+//! `/usr/share/datasets/fashion-mnist` (package `dataset-fashion-mnist`).
+//! `scripts/fetch-data.sh` fills `data/`.
 
 use super::idx::{self, DataError, IdxImages};
 use crate::noise::NoiseSource;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// Number of classes in MNIST and Fashion-MNIST.
 pub const CLASSES: usize = 10;
@@ -29,8 +29,9 @@ pub const DATA_ENV: &str = "SCOREDIFF_DATA";
 pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
 /// An IDX image data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = DatasetKind::unknown)]
 pub enum DatasetKind {
     /// Handwritten digits 0-9 (LeCun et al. 1998).
     Mnist,
@@ -45,9 +46,17 @@ impl DatasetKind {
     /// The name used in files and on the command line (`mnist`, `fashion-mnist`); also the
     /// sub-folder of `data/` that holds it.
     pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("data set", s, <Self as strum::VariantNames>::VARIANTS)
+    }
+
+    /// The shape of one image, `[channels, height, width]`: `[1, 28, 28]` for both.
+    pub fn image_shape(self) -> [usize; 3] {
         match self {
-            Self::Mnist => "mnist",
-            Self::FashionMnist => "fashion-mnist",
+            Self::Mnist | Self::FashionMnist => [1, 28, 28],
         }
     }
 
@@ -60,26 +69,12 @@ impl DatasetKind {
     }
 }
 
-impl FromStr for DatasetKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mnist" => Ok(Self::Mnist),
-            "fashion-mnist" => Ok(Self::FashionMnist),
-            _ => Err(format!("unknown data set `{s}`: expected mnist or fashion-mnist")),
-        }
-    }
-}
-
-impl std::fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// The training or the test part of a data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Split::unknown)]
 pub enum Split {
     /// 60 000 examples in the full data sets.
     #[default]
@@ -91,6 +86,10 @@ pub enum Split {
 impl Split {
     /// Both splits.
     pub const ALL: [Split; 2] = [Split::Train, Split::Test];
+
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("split", s, <Self as strum::VariantNames>::VARIANTS)
+    }
 
     /// The standard image file name, without `.gz`.
     pub fn images_file(self) -> &'static str {
@@ -109,26 +108,6 @@ impl Split {
     }
 }
 
-impl FromStr for Split {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "train" => Ok(Self::Train),
-            "test" => Ok(Self::Test),
-            _ => Err(format!("unknown split `{s}`: expected train or test")),
-        }
-    }
-}
-
-impl std::fmt::Display for Split {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Train => "train",
-            Self::Test => "test",
-        })
-    }
-}
-
 /// The pixel `p` in `[-1, 1]`: `p / 127.5 - 1`.
 pub fn pixel_to_signed(p: u8) -> f32 {
     p as f32 / 127.5 - 1.0
@@ -144,17 +123,17 @@ pub fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     [dir.join(name), dir.join(format!("{name}.gz"))].into_iter().find(|p| p.is_file())
 }
 
-/// The folders [`locate`] searches for `kind`, in order, without duplicates: `data_dir` and
-/// `data_dir/<kind>` when given; `$SCOREDIFF_DATA/<kind>` when set (not the variable's folder
-/// itself, which would hold the same file names for every data set); `./data/<kind>` under the
-/// current directory; `data/<kind>` under the workspace root; and Debian's folder for
-/// Fashion-MNIST.
+/// The folders [`locate`] searches for `kind`, in order, without duplicates. A `data_dir` the
+/// caller names is honoured or refused: only `data_dir` and `data_dir/<kind>` are searched, so a
+/// folder without the files is an error that names it, never a data set found elsewhere.
+/// Without one: `$SCOREDIFF_DATA/<kind>` when set (not the variable's folder itself, which would
+/// hold the same file names for every data set); `./data/<kind>` under the current directory;
+/// `data/<kind>` under the workspace root; and Debian's folder for Fashion-MNIST.
 pub fn search_dirs(kind: DatasetKind, data_dir: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
     if let Some(d) = data_dir {
-        dirs.push(d.to_path_buf());
-        dirs.push(d.join(kind.name()));
+        return vec![d.to_path_buf(), d.join(kind.name())];
     }
+    let mut dirs = Vec::new();
     if let Some(env) = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()) {
         dirs.push(PathBuf::from(env).join(kind.name()));
     }
@@ -377,18 +356,14 @@ mod tests {
 
     #[test]
     fn names_parse_display_and_serialize_alike() {
-        for k in DatasetKind::ALL {
-            assert_eq!(k.to_string().parse::<DatasetKind>().unwrap(), k);
-            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
-        }
+        crate::names::serde_agrees(&DatasetKind::ALL);
+        crate::names::serde_agrees(&Split::ALL);
         assert_eq!(DatasetKind::FashionMnist.to_string(), "fashion-mnist");
         assert_eq!(serde_json::from_str::<DatasetKind>("\"fashion-mnist\"").unwrap(), DatasetKind::FashionMnist);
-        assert!("fashion_mnist".parse::<DatasetKind>().unwrap_err().contains("expected mnist or fashion-mnist"));
-        for s in Split::ALL {
-            assert_eq!(s.to_string().parse::<Split>().unwrap(), s);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
-        }
-        assert!("valid".parse::<Split>().is_err());
+        let e = "fashion_mnist".parse::<DatasetKind>().unwrap_err();
+        assert!(e.contains("unknown data set `fashion_mnist`") && e.contains("mnist, fashion-mnist"), "{e}");
+        let e = "valid".parse::<Split>().unwrap_err();
+        assert!(e.contains("unknown split `valid`") && e.contains("train, test"), "{e}");
         assert_eq!(Split::Test.images_file(), "t10k-images-idx3-ubyte");
         assert_eq!(DatasetKind::FashionMnist.class_names()[9], "Ankle boot");
     }
@@ -449,10 +424,7 @@ mod tests {
 
     #[test]
     fn search_order_and_not_found_lists_every_place() {
-        let given = Path::new("/nonexistent/scorediff-data");
-        let dirs = search_dirs(DatasetKind::FashionMnist, Some(given));
-        assert_eq!(dirs[0], given);
-        assert_eq!(dirs[1], given.join("fashion-mnist"));
+        let dirs = search_dirs(DatasetKind::FashionMnist, None);
         assert_eq!(dirs.last().unwrap(), Path::new(DEBIAN_FASHION_MNIST));
         assert!(dirs.contains(&workspace().join("data/fashion-mnist")));
         assert!(!search_dirs(DatasetKind::Mnist, None).iter().any(|d| d.starts_with(DEBIAN_FASHION_MNIST)));
@@ -468,6 +440,18 @@ mod tests {
         let e = ImageDataset::load_dir(&empty, Split::Train).unwrap_err();
         assert!(matches!(e, DataError::Missing { .. }) && e.to_string().contains("train-images-idx3-ubyte"), "{e}");
         std::fs::remove_dir_all(&empty).unwrap();
+    }
+
+    /// A folder the caller names is the only place searched: without the files it is an error
+    /// that names it, never a data set found elsewhere (issue 18).
+    #[test]
+    fn explicit_data_dir_is_the_only_place_searched() {
+        let given = Path::new("/nonexistent/scorediff-data");
+        for kind in DatasetKind::ALL {
+            assert_eq!(search_dirs(kind, Some(given)), [given.to_path_buf(), given.join(kind.name())]);
+            let e = ImageDataset::load(kind, Split::Train, Some(given)).unwrap_err();
+            assert!(matches!(&e, DataError::NotFound { .. }) && e.to_string().contains("/nonexistent/scorediff-data/"), "{e}");
+        }
     }
 
     #[test]

@@ -13,36 +13,33 @@ use crate::noise::NoiseSource;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
-use std::str::FromStr;
 
 /// A 2-D toy distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Toy::unknown)]
 pub enum Toy {
     /// scikit-learn's `make_swiss_roll(noise=1.0)` projected on its `(x, z)` plane and divided
     /// by 5: `t ~ U[1.5 pi, 4.5 pi]`, `(t cos t, t sin t) + N(0, I)`, over 5.
-    #[serde(rename = "swiss-roll")]
     SwissRoll,
     /// scikit-learn's `make_moons(noise=0.1)`, then `2 x + (-1, -0.2)`: `n/2` points on the
     /// upper half circle `(cos a, sin a)` and `n - n/2` on the lower `(1 - cos a, 0.5 - sin a)`,
     /// `a` evenly spaced on `[0, pi]`, plus `N(0, 0.1^2 I)` before the affine map.
-    #[serde(rename = "two-moons")]
     TwoMoons,
     /// Eight Gaussians with standard deviation 0.5 centred at the eighth roots of unity times 4,
     /// chosen uniformly, all divided by 1.414.
     #[serde(rename = "8gaussians")]
+    #[strum(serialize = "8gaussians")]
     EightGaussians,
     /// `x1 ~ U[-2, 2)`, `x2 ~ U[0, 1) - 2 B + (floor(x1) mod 2)` with `B ~ Bernoulli(1/2)`, times 2:
     /// uniform on the eight "black" 2 x 2 squares of a checkerboard on `[-4, 4)^2`, those whose
     /// cell indices `floor(x1 / 2) + floor(x2 / 2)` are even.
-    #[serde(rename = "checkerboard")]
     Checkerboard,
     /// Four concentric circles of radii 3, 2.25, 1.5, 0.75, `n/4` points evenly spaced in angle
     /// on each of the outer three and the rest on the inner one, shuffled, plus `N(0, 0.08^2 I)`.
-    #[serde(rename = "rings")]
     Rings,
     /// Five spiral arms: `(r, s) ~ N((1, 0), diag(0.3^2, 0.1^2))` rotated by
     /// `-(2 pi k / 5 + 0.25 exp(r))` for class `k` (equal counts), times 2, shuffled.
-    #[serde(rename = "pinwheel")]
     Pinwheel,
 }
 
@@ -52,14 +49,11 @@ impl Toy {
 
     /// The name used in files and on the command line.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::SwissRoll => "swiss-roll",
-            Self::TwoMoons => "two-moons",
-            Self::EightGaussians => "8gaussians",
-            Self::Checkerboard => "checkerboard",
-            Self::Rings => "rings",
-            Self::Pinwheel => "pinwheel",
-        }
+        self.into()
+    }
+
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("toy distribution", s, <Self as strum::VariantNames>::VARIANTS)
     }
 
     /// `n` samples, row-major `[n, 2]`.
@@ -161,22 +155,6 @@ fn shuffle_rows(v: &mut [f64], noise: &mut NoiseSource) {
     }
 }
 
-impl FromStr for Toy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Toy::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Toy::ALL.iter().map(|t| t.name()).collect();
-            format!("unknown toy distribution `{s}`: expected one of {}", names.join(", "))
-        })
-    }
-}
-
-impl std::fmt::Display for Toy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,11 +189,8 @@ mod tests {
 
     #[test]
     fn names_parse_display_and_serialize_alike() {
-        for t in Toy::ALL {
-            assert_eq!(t.to_string().parse::<Toy>().unwrap(), t);
-            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
-            assert_eq!(serde_json::from_str::<Toy>(&format!("\"{t}\"")).unwrap(), t);
-        }
+        crate::names::serde_agrees(&Toy::ALL);
+        assert_eq!(Toy::ALL.map(Toy::name), ["swiss-roll", "two-moons", "8gaussians", "checkerboard", "rings", "pinwheel"]);
         assert_eq!(Toy::EightGaussians.to_string(), "8gaussians");
         let e = "moons".parse::<Toy>().unwrap_err();
         assert!(e.contains("two-moons") && e.contains("pinwheel"), "{e}");

@@ -13,6 +13,7 @@ use crate::sampler::Variance;
 use crate::sde::SdeConfig;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+use strum::VariantNames;
 
 /// Version of the run-directory layout; a file of another version is refused with a message.
 pub const FORMAT_VERSION: u32 = 1;
@@ -30,7 +31,7 @@ pub enum Dataset {
 impl Dataset {
     /// Every data set name.
     pub fn names() -> Vec<&'static str> {
-        DatasetKind::ALL.iter().map(|k| k.name()).chain(Toy::ALL.iter().map(|t| t.name())).collect()
+        <DatasetKind as VariantNames>::VARIANTS.iter().chain(<Toy as VariantNames>::VARIANTS).copied().collect()
     }
 
     /// The name used in files and on the command line.
@@ -40,17 +41,21 @@ impl Dataset {
             Self::Toy(t) => t.name(),
         }
     }
+
+    /// The shape of one data point: the image data set's `[channels, height, width]`
+    /// ([`DatasetKind::image_shape`]) or `[2]` for a 2-D toy.
+    pub fn shape(self) -> Vec<usize> {
+        match self {
+            Self::Image(k) => k.image_shape().to_vec(),
+            Self::Toy(_) => vec![2],
+        }
+    }
 }
 
 impl FromStr for Dataset {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        DatasetKind::ALL
-            .iter()
-            .find(|k| k.name() == s)
-            .map(|&k| Self::Image(k))
-            .or_else(|| Toy::ALL.iter().find(|t| t.name() == s).map(|&t| Self::Toy(t)))
-            .ok_or_else(|| format!("unknown dataset `{s}`: expected one of {}", Self::names().join(", ")))
+        s.parse().map(Self::Image).or_else(|_| s.parse().map(Self::Toy)).map_err(|_| crate::names::unknown("dataset", s, &Self::names()))
     }
 }
 
@@ -273,6 +278,18 @@ mod tests {
             c.validate().unwrap();
             assert_eq!(RunConfig::from_json(&c.to_json()).unwrap(), c, "{name}");
         }
+    }
+
+    #[test]
+    fn dataset_names_are_the_image_and_toy_names() {
+        assert_eq!(Dataset::names()[..3], ["mnist", "fashion-mnist", "swiss-roll"]);
+        for name in Dataset::names() {
+            let d: Dataset = name.parse().unwrap();
+            assert_eq!((d.name(), d.to_string()), (name, name.to_string()));
+            assert_eq!(serde_json::to_value(d).unwrap(), serde_json::Value::String(name.into()));
+        }
+        let e = "cifar".parse::<Dataset>().unwrap_err();
+        assert!(e.starts_with("unknown dataset `cifar`: expected one of mnist, fashion-mnist, swiss-roll,") && e.ends_with("pinwheel"), "{e}");
     }
 
     #[test]
