@@ -10,6 +10,7 @@
 //! WebGPU, Vulkan and CUDA. Randomness comes only from an explicit [`noise::NoiseSource`].
 #![warn(missing_docs)]
 
+pub(crate) mod backend;
 pub mod data;
 pub mod eval;
 pub mod export;

@@ -6,8 +6,9 @@
 //!   class-conditional with classifier-free guidance ([`Guided`], Ho & Salimans 2022).
 //! - [`mlp`]: a residual MLP for low-dimensional data.
 //! - [`flops`]: the U-Net's floating-point operations per forward pass (benchmarks' GFLOP/s).
-//! - [`conv`]: 2-D convolution on Flex as im2col and one matrix product per image, gradients too.
-//! - [`fused`]: GroupNorm + SiLU as one operation, a fused CPU kernel with its gradient on Flex.
+//! - [`conv`]: 2-D convolution, on Flex by the im2col and Winograd kernels of `backend::flex`.
+//! - [`fused`]: GroupNorm + SiLU (+ dropout) as one operation, on Flex by `backend::flex`'s
+//!   fused kernel with its gradient.
 //! - [`classifier`]: a small CNN image classifier, the feature space of `eval`'s Frechet distance.
 //!
 //! Both networks implement [`crate::model::ScoreModel`] in the parameterization named by their
