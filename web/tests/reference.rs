@@ -1,7 +1,8 @@
 //! The native reference for the browser test: runs the shared cases (`common`) on native Flex
 //! and checks them against `tests/fixtures/reference.json`, which `browser.rs` compares Flex in
-//! wasm and WebGPU against. The fixture model and the reference are written when missing (or
-//! with `SCOREDIFF_BLESS=1`); otherwise a change in the numbers fails here first.
+//! wasm and WebGPU against. The fixture model and the reference are written only with
+//! `SCOREDIFF_BLESS=1` (`SCOREDIFF_BLESS=1 cargo test -p scorediff-web --test reference`); a
+//! missing one fails with that command, and a change in the numbers fails here first.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -70,8 +71,17 @@ fn compute() -> BTreeMap<String, Vec<f32>> {
 fn native_flex_matches_the_reference_file() {
     let dir = Path::new(FIXTURE);
     let bless = std::env::var("SCOREDIFF_BLESS").is_ok_and(|v| v == "1");
-    if bless || !dir.join("weights.bpk").exists() {
+    if bless {
         write_fixture(dir);
+    }
+    let path = Path::new(REFERENCE);
+    // A missing fixture is an error, not a reason to write one and pass without comparing.
+    for file in [dir.join("model.json"), dir.join("weights.bpk"), path.to_path_buf()].iter().filter(|_| !bless) {
+        assert!(
+            file.exists(),
+            "web/{} is missing: write the fixture model and the reference with `SCOREDIFF_BLESS=1 cargo test -p scorediff-web --test reference` and commit web/tests/fixtures/",
+            file.display()
+        );
     }
     let got = compute();
     for (name, v) in &got {
@@ -79,8 +89,7 @@ fn native_flex_matches_the_reference_file() {
     }
     // The cases differ from one another: a run that ignored its seed or sampler would not.
     assert!(max_rel_diff(&got["ddim-3"][..784], &got["ancestral-2-guided"][..784]) > 1e-2);
-    let path = Path::new(REFERENCE);
-    if bless || !path.exists() {
+    if bless {
         std::fs::write(path, serde_json::to_string(&got).unwrap()).unwrap();
         return;
     }
