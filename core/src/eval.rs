@@ -8,9 +8,9 @@
 
 use crate::metrics;
 use crate::mixture::{GaussianMixture, MixtureError, MixtureFile};
-use crate::model::{ScoreFn, ScoreModel};
+use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
-use crate::sampler::{SamplerConfig, sample};
+use crate::sampler::{ReadBackError, SamplerConfig, draw_batches};
 use crate::sde::Sde;
 use burn::tensor::Device;
 
@@ -32,13 +32,28 @@ pub fn sample_mixture(file: &MixtureFile, config: &SamplerConfig, n: usize, seed
     Ok(sample_model(&model, sde.as_ref(), config, [n, file.mixture.dim()], seed, device))
 }
 
-/// Runs `config` on any model of `[n, dim]` data for `n` samples from `seed`.
+/// Runs `config` on any model of `[n, dim]` data for `n` samples from `seed`, in one batch.
 pub fn sample_model(model: &dyn ScoreModel<2>, sde: &dyn Sde, config: &SamplerConfig, shape: [usize; 2], seed: u64, device: &Device) -> MixtureSamples {
-    let f = ScoreFn::new(model, sde);
+    let [n, dim] = shape;
     let mut noise = NoiseSource::new(seed);
-    let x = sample(config, &f, shape, &mut noise, device, |_, _, _| {});
-    let data = x.into_data().try_to_vec::<f32>().expect("f32 samples").into_iter().map(f64::from).collect();
-    MixtureSamples { data, dim: shape[1], nfe: f.nfe() }
+    let drawn = draw_batches::<_, ReadBackError, 2>(config, sde, n, n, |rows| [rows, dim], |_, _| Ok(ByRef(model)), &mut noise, device, |_| Ok(()))
+        .expect("f32 samples read back from the device");
+    MixtureSamples { data: drawn.values.into_iter().map(f64::from).collect(), dim, nfe: drawn.nfe }
+}
+
+/// A borrowed score model (a trait object) as a sized one.
+pub struct ByRef<'a, const D: usize>(pub &'a dyn ScoreModel<D>);
+
+impl<const D: usize> ScoreModel<D> for ByRef<'_, D> {
+    fn parameterization(&self) -> crate::param::Parameterization {
+        self.0.parameterization()
+    }
+    fn forward(&self, x: burn::tensor::Tensor<D>, t: &[f64]) -> burn::tensor::Tensor<D> {
+        self.0.forward(x, t)
+    }
+    fn forward_with_variance(&self, x: burn::tensor::Tensor<D>, t: &[f64]) -> (burn::tensor::Tensor<D>, Option<burn::tensor::Tensor<D>>) {
+        self.0.forward_with_variance(x, t)
+    }
 }
 
 /// The distribution a sampler should reproduce: `p_0` of the file's SDE.

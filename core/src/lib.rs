@@ -12,6 +12,7 @@
 
 pub(crate) mod backend;
 pub mod data;
+pub mod error;
 pub mod eval;
 pub mod export;
 pub mod inverse;

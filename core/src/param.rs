@@ -178,6 +178,58 @@ impl Marginal {
     }
 }
 
+/// The reverse-process variance of an ancestral step: DDPM's two fixed choices or Nichol &
+/// Dhariwal's learned range (see [`crate::sampler`]'s ancestral sampler).
+///
+/// Named `small`, `large`, `learned`; `fixed-small`, `fixed-large` and `learned-range` are
+/// accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Variance::unknown)]
+pub enum Variance {
+    /// The posterior variance `beta~_t` (optimal for deterministic `x_0`).
+    #[default]
+    #[serde(alias = "fixed-small")]
+    #[strum(to_string = "small", serialize = "fixed-small")]
+    Small,
+    /// The forward variance `beta_t` (optimal for `x_0 ~ N(0, I)`).
+    #[serde(alias = "fixed-large")]
+    #[strum(to_string = "large", serialize = "fixed-large")]
+    Large,
+    /// Learned per element between the two (Nichol & Dhariwal eq. 15); needs a model whose
+    /// [`ScoreModel::forward_with_variance`](crate::model::ScoreModel::forward_with_variance)
+    /// returns `v`.
+    #[serde(alias = "learned-range")]
+    #[strum(to_string = "learned", serialize = "learned-range")]
+    Learned,
+}
+
+impl Variance {
+    /// Every variance.
+    pub const ALL: [Variance; 3] = [Self::Small, Self::Large, Self::Learned];
+
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("variance", s, <Self as strum::VariantNames>::VARIANTS)
+    }
+
+    /// The variance to sample a model with: the one `requested`, else the model's `own`
+    /// (`learned` for a model trained with a learned variance).
+    ///
+    /// # Errors
+    /// A learned variance requested of a model that has none (field `variance`).
+    pub fn resolve(requested: Option<Variance>, own: Variance) -> Result<Variance, crate::error::ConfigError> {
+        match requested {
+            Some(Variance::Learned) if own != Variance::Learned => Err(crate::error::ConfigError::new(
+                "variance",
+                format!("small or large, as the model has no learned variance (its variance is {own})"),
+                Variance::Learned,
+            )),
+            Some(v) => Ok(v),
+            None => Ok(own),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +263,22 @@ mod tests {
     #[test]
     fn names_are_serde_names() {
         crate::names::serde_agrees(&Parameterization::ALL);
+        crate::names::serde_agrees(&Variance::ALL);
+        for (alias, v) in [("fixed-small", Variance::Small), ("fixed-large", Variance::Large), ("learned-range", Variance::Learned)] {
+            assert_eq!(alias.parse::<Variance>().unwrap(), v);
+            assert_eq!(serde_json::from_value::<Variance>(serde_json::json!(alias)).unwrap(), v);
+        }
+        assert!("medium".parse::<Variance>().unwrap_err().contains("small, large, learned"));
+    }
+
+    #[test]
+    fn a_requested_variance_wins_but_learned_needs_a_model_that_learned_one() {
+        assert_eq!(Variance::resolve(None, Variance::Learned), Ok(Variance::Learned));
+        assert_eq!(Variance::resolve(Some(Variance::Large), Variance::Learned), Ok(Variance::Large));
+        assert_eq!(Variance::resolve(Some(Variance::Learned), Variance::Learned), Ok(Variance::Learned));
+        let e = Variance::resolve(Some(Variance::Learned), Variance::Small).unwrap_err();
+        assert_eq!(e.field, "variance");
+        assert!(e.to_string().contains("no learned variance") && e.to_string().contains("small"), "{e}");
         assert_eq!(Parameterization::ALL.map(Parameterization::name), ["eps", "x0", "v", "score"]);
         let e = "noise".parse::<Parameterization>().unwrap_err();
         assert_eq!(e, "unknown parameterization `noise`: expected one of eps, x0, v, score");

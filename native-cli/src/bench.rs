@@ -25,7 +25,7 @@ use scorediff::burn::tensor::{Device, Tensor, TensorData};
 use scorediff::model::ScoreFn;
 use scorediff::nn::{NetworkConfig, UNetConfig, flops};
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::{SamplerConfig, SamplerKind, Sampling};
+use scorediff::sampler::{Run, SamplerConfig, SamplerKind, Sampling};
 use scorediff::train::{Dataset, Network, RunConfig, Trainer};
 use serde::Serialize;
 use std::path::PathBuf;

@@ -25,14 +25,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use scorediff::burn::tensor::Device;
 use scorediff::data::{DatasetKind, ImageDataset, Split, Toy};
-use scorediff::eval::{sample_model, target};
+use scorediff::eval::{ByRef, sample_model, target};
 use scorediff::export::LoadedNet;
 use scorediff::io::read_npy;
 use scorediff::metrics::{self, FailureRule, Spread};
 use scorediff::mixture::{GaussianMixture, MixtureFile};
-use scorediff::model::ScoreFn;
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::{self, SamplerConfig, SamplerKind, Variance};
+use scorediff::sampler::{BatchEvent, SamplerConfig, SamplerKind, Variance, draw_batches};
 use scorediff::sde::Sde;
 use scorediff::train::Dataset;
 use scorediff::train::classifier::load_classifier_dir;
@@ -47,8 +46,8 @@ pub struct EvalArgs {
     /// Gaussian-mixture .json file.
     #[arg(long, value_name = "PATH", required_unless_present_any = ["samples", "floor_draws"])]
     model: Option<PathBuf>,
-    /// Evaluate these samples (.npy, [n, 2] points or [n, 784] / [n, 1, 28, 28] images in
-    /// [-1, 1]) instead of sampling the model.
+    /// Evaluate these samples (.npy, [n, 2] points or [n, c h w] / [n, c, h, w] images of the
+    /// model's or data set's shape in [-1, 1]) instead of sampling the model.
     #[arg(long, value_name = "FILE.npy")]
     samples: Option<PathBuf>,
     /// The data the samples should match, when --samples comes without --model: mnist,
@@ -62,7 +61,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "NAME", value_parser = SamplerKind::from_str)]
     sampler: Option<SamplerKind>,
     /// Sampler steps.
-    #[arg(long, value_name = "K", default_value_t = SamplerConfig::default().steps)]
+    #[arg(long, value_name = "K", default_value_t = SamplerConfig::default().steps())]
     steps: usize,
     /// Samples per batch when sampling an image model.
     #[arg(long, value_name = "B", default_value_t = 100)]
@@ -88,22 +87,22 @@ pub struct EvalArgs {
     json: bool,
 }
 
-/// What the samples should look like.
-enum Target {
+/// The distribution the samples should follow.
+enum Reference {
     /// A Gaussian mixture's `p_0`.
     Mixture(GaussianMixture),
     /// A 2-D toy.
     Toy(Toy),
-    /// An image data set.
-    Image(DatasetKind),
+    /// An image data set, its images `[channels, height, width]`.
+    Image(DatasetKind, [usize; 3]),
 }
 
-impl Target {
+impl Reference {
     fn name(&self) -> String {
         match self {
             Self::Mixture(_) => "mixture".into(),
             Self::Toy(t) => t.name().into(),
-            Self::Image(k) => k.name().into(),
+            Self::Image(k, _) => k.name().into(),
         }
     }
 
@@ -111,15 +110,23 @@ impl Target {
         match self {
             Self::Mixture(m) => m.dim(),
             Self::Toy(_) => 2,
-            Self::Image(_) => 28 * 28,
+            Self::Image(_, shape) => shape.iter().product(),
         }
     }
 
-    fn of(dataset: Dataset) -> Self {
-        match dataset {
-            Dataset::Image(k) => Self::Image(k),
+    /// The data set's distribution; `shape` is the model card's for images (the data set's
+    /// own without a model).
+    fn of(dataset: Dataset, shape: Option<&[usize]>) -> Result<Self> {
+        Ok(match dataset {
+            Dataset::Image(k) => {
+                let shape = match shape {
+                    Some(s) => s.try_into().map_err(|_| anyhow!("model: expected images [channels, height, width], found shape {s:?}"))?,
+                    None => k.image_shape(),
+                };
+                Self::Image(k, shape)
+            }
             Dataset::Toy(t) => Self::Toy(t),
-        }
+        })
     }
 }
 
@@ -219,7 +226,7 @@ struct FloorReport {
 /// The loaded `--model`.
 enum Model {
     Mixture(MixtureFile),
-    Net { net: LoadedNet, sde: Box<dyn Sde>, dataset: Dataset, variance: Variance, data_range: Option<[f64; 2]> },
+    Net { net: LoadedNet, sde: Box<dyn Sde>, dataset: Dataset, variance: Variance, data_range: Option<[f64; 2]>, shape: Vec<usize> },
 }
 
 fn open_model(path: &Path, device: &Device) -> Result<Model> {
@@ -232,6 +239,7 @@ fn open_model(path: &Path, device: &Device) -> Result<Model> {
             dataset: stored.card.dataset,
             variance: stored.card.variance,
             data_range: stored.card.data_range(),
+            shape: stored.card.shape.clone(),
         }),
     }
 }
@@ -272,12 +280,12 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let device = Device::flex();
     let model = args.model.as_deref().map(|p| open_model(p, &device)).transpose()?;
     let target = match (&model, args.dataset) {
-        (Some(Model::Mixture(file)), _) => Target::Mixture(target(file).context("the mixture's target")?),
-        (Some(Model::Net { dataset, .. }), _) => Target::of(*dataset),
-        (None, Some(d)) => Target::of(d),
+        (Some(Model::Mixture(file)), _) => Reference::Mixture(target(file).context("the mixture's target")?),
+        (Some(Model::Net { dataset, shape, .. }), _) => Reference::of(*dataset, Some(shape))?,
+        (None, Some(d)) => Reference::of(d, None)?,
         (None, None) => bail!("without --model, --dataset NAME is needed (mnist, fashion-mnist or a 2-D toy)"),
     };
-    if args.floor_draws.is_some() && !matches!(target, Target::Image(_)) {
+    if args.floor_draws.is_some() && !matches!(target, Reference::Image(..)) {
         bail!("--floor-draws: expected an image data set (mnist or fashion-mnist), found {}", target.name());
     }
     let dim = target.dim();
@@ -286,27 +294,27 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let drawn: Option<(Vec<f64>, Sampling)> = if let Some(path) = &args.samples {
         Some(read_samples(path, &target)?)
     } else if let Some(model) = &model {
-        let kind = args.sampler.unwrap_or(SamplerConfig::default().kind);
+        let kind = args.sampler.unwrap_or(SamplerConfig::default().kind());
         let (own, data_range) = match model {
             Model::Net { variance, data_range, .. } => (*variance, *data_range),
             Model::Mixture(_) => (Variance::Small, None),
         };
-        let config = args.opts.config_for(kind, args.steps, own, data_range, args.model.as_deref().unwrap_or(Path::new("")))?;
-        Some(draw(model, &config, args, dim, &device)?)
+        let config = args.opts.config_for(kind, args.steps, own, data_range)?;
+        Some(draw(model, &config, args, &target, &device)?)
     } else {
         None
     };
     let mut noise = NoiseSource::new(args.seed ^ 0xe7a1_5eed);
 
     match target {
-        Target::Image(kind) => eval_images(kind, drawn, args, &device, &mut noise, started),
+        Reference::Image(kind, shape) => eval_images(kind, shape, drawn, args, &device, &mut noise, started),
         point_target => {
             let (samples, sampling) = drawn.context("a 2-D target needs --model or --samples")?;
             let n = samples.len() / dim;
             let fresh = |noise: &mut NoiseSource| match &point_target {
-                Target::Mixture(m) => m.sample(n, noise),
-                Target::Toy(t) => t.sample(n, noise),
-                Target::Image(_) => unreachable!("handled above"),
+                Reference::Mixture(m) => m.sample(n, noise),
+                Reference::Toy(t) => t.sample(n, noise),
+                Reference::Image(..) => unreachable!("handled above"),
             };
             let (a, b) = (fresh(&mut noise), fresh(&mut noise));
             let (mmd2, h) = metrics::mmd2_median(&samples, &a, dim);
@@ -337,7 +345,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 }
 
 /// `--samples`: `[n, dim]` finite values.
-fn read_samples(path: &Path, target: &Target) -> Result<(Vec<f64>, Sampling)> {
+fn read_samples(path: &Path, target: &Reference) -> Result<(Vec<f64>, Sampling)> {
     let dim = target.dim();
     let a = read_npy(path).context("reading --samples")?;
     let [n, cols] = a.shape;
@@ -354,8 +362,10 @@ fn read_samples(path: &Path, target: &Target) -> Result<(Vec<f64>, Sampling)> {
 }
 
 /// The image metrics of `drawn` (or the floor alone), against `n` test images drawn with `noise`.
+#[allow(clippy::too_many_arguments)]
 fn eval_images(
     kind: DatasetKind,
+    shape: [usize; 3],
     drawn: Option<(Vec<f64>, Sampling)>,
     args: &EvalArgs,
     device: &Device,
@@ -372,8 +382,7 @@ fn eval_images(
     }
     let test = ImageDataset::load(kind, Split::Test, args.data_dir.as_deref())?;
     let train = ImageDataset::load(kind, Split::Train, args.data_dir.as_deref())?;
-    const SHAPE: [usize; 3] = [1, 28, 28];
-    let n = drawn.as_ref().map_or(args.n, |(s, _)| s.len() / SHAPE.iter().product::<usize>());
+    let n = drawn.as_ref().map_or(args.n, |(s, _)| s.len() / shape.iter().product::<usize>());
     let m = n.min(test.n);
     let stats = |x: &[f32]| classifier.stats(x, 500, device);
     let test_images = test.batch(&choose(test.n, m, noise));
@@ -390,7 +399,7 @@ fn eval_images(
         None => FloorSpread::default(),
     };
     let rule = FailureRule::for_dataset(kind);
-    let test_failures = rule.count(&test_images, SHAPE);
+    let test_failures = rule.count(&test_images, shape);
 
     let Some((samples, sampling)) = drawn else {
         let report = FloorReport {
@@ -417,7 +426,7 @@ fn eval_images(
     };
     let clamped: Vec<f32> = samples.iter().map(|&v| (v as f32).clamp(-1.0, 1.0)).collect();
     let generated = stats(&clamped);
-    let failures = rule.count(&clamped, SHAPE);
+    let failures = rule.count(&clamped, shape);
     let summary = |s: &scorediff::nn::ClassifierStats| {
         let h = metrics::class_histogram(&s.predicted, s.classes);
         (metrics::mean_max_softmax(&s.logits, s.classes), metrics::histogram_entropy_bits(&h), h)
@@ -489,48 +498,56 @@ fn print_sampling(s: &Sampling) {
     }
 }
 
-/// Draws `args.n` samples from the model.
-fn draw(model: &Model, config: &SamplerConfig, args: &EvalArgs, dim: usize, device: &Device) -> Result<(Vec<f64>, Sampling)> {
+/// Draws `args.n` samples from the model (of `reference`'s shape).
+fn draw(model: &Model, config: &SamplerConfig, args: &EvalArgs, reference: &Reference, device: &Device) -> Result<(Vec<f64>, Sampling)> {
     let started = Instant::now();
-    let mut sampling = Sampling { source: "model".into(), sampler: Some(config.kind.to_string()), steps: Some(config.steps), ..Sampling::default() };
-    let data = match model {
-        Model::Mixture(file) => {
+    let dim = reference.dim();
+    let mut sampling = Sampling { source: "model".into(), sampler: Some(config.kind().to_string()), steps: Some(config.steps()), ..Sampling::default() };
+    let data = match (model, reference) {
+        (Model::Mixture(file), _) => {
             let s = scorediff::eval::sample_mixture(file, config, args.n, args.seed, device)?;
             sampling.nfe = Some(s.nfe);
             s.data
         }
-        Model::Net { net: LoadedNet::Point(mlp), sde, .. } => {
+        (Model::Net { net: LoadedNet::Point(mlp), sde, .. }, _) => {
             let s = sample_model(mlp, sde.as_ref(), config, [args.n, dim], args.seed, device);
             sampling.nfe = Some(s.nfe);
             s.data
         }
-        Model::Net { net: LoadedNet::Image(unet), sde, .. } => {
-            let f = ScoreFn::new(unet, sde.as_ref());
+        (Model::Net { net: LoadedNet::Image(unet), sde, .. }, &Reference::Image(_, [c, h, w])) => {
             let mut noise = NoiseSource::new(args.seed);
-            let batches = args.n.div_ceil(args.batch);
             let bar = progress_bar("{msg} [{bar:40}] {pos}/{len} steps ({elapsed}, eta {eta})");
-            let mut out = Vec::with_capacity(args.n * dim);
+            let drawn = draw_batches(
+                config,
+                sde.as_ref(),
+                args.n,
+                args.batch,
+                |rows| [rows, c, h, w],
+                |_, _| Ok::<_, anyhow::Error>(ByRef(unet)),
+                &mut noise,
+                device,
+                |event| {
+                    match event {
+                        BatchEvent::Start { batch, batches, .. } => bar.set_message(format!("{} batch {}/{batches}", config.kind(), batch + 1)),
+                        BatchEvent::Step { batch, batches, progress: (k, total), .. } => {
+                            bar.set_length((batches * total) as u64);
+                            bar.set_position((batch * total + k) as u64);
+                        }
+                        BatchEvent::Output { .. } => {}
+                    }
+                    Ok(())
+                },
+            )?;
+            bar.finish_and_clear();
             // Every sample of a batch sees each of its network evaluations: the count per
             // sample is the batch's, not the sum over batches.
-            let mut per_sample = 0;
-            for b in 0..batches {
-                let before = f.nfe();
-                let rows = args.batch.min(args.n - b * args.batch);
-                bar.set_message(format!("{} batch {}/{batches}", config.kind, b + 1));
-                let x = sampler::sample(config, &f, [rows, 1, 28, 28], &mut noise, device, |k, total, _| {
-                    bar.set_length((batches * total) as u64);
-                    bar.set_position((b * total + k) as u64);
-                });
-                out.extend(crate::to_vec(x)?.into_iter().map(f64::from));
-                per_sample = per_sample.max(f.nfe() - before);
-            }
-            bar.finish_and_clear();
-            sampling.nfe = Some(per_sample);
-            out
+            sampling.nfe = Some(drawn.nfe_per_sample);
+            drawn.values.into_iter().map(f64::from).collect()
         }
+        (Model::Net { net: LoadedNet::Image(_), .. }, _) => bail!("model: an image U-Net for a data set of points"),
     };
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        bail!("{} with {} steps produced a non-finite value at sample {} (try more --steps)", config.kind, config.steps, i / dim);
+        bail!("{} with {} steps produced a non-finite value at sample {} (try more --steps)", config.kind(), config.steps(), i / dim);
     }
     let seconds = started.elapsed().as_secs_f64();
     sampling.seconds = Some(seconds);

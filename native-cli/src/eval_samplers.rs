@@ -6,13 +6,13 @@
 //! the null distribution of the energy distance (two independent target samples), the level a
 //! perfect sampler reaches at this sample size.
 
-use crate::{ModelSource, SamplerOpts};
+use crate::{ModelSource, SamplerOpts, config_error};
 use anyhow::{Result, bail};
 use clap::Args;
 use scorediff::burn::tensor::Device;
 use scorediff::eval::{compare, energy_null, sample_mixture, target};
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::SamplerKind;
+use scorediff::sampler::{SamplerKind, SamplerSpec, Variance};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
@@ -56,7 +56,9 @@ pub fn eval_samplers(args: &EvalArgs) -> Result<()> {
     let tgt = target(file)?;
     let mut noise = NoiseSource::new(args.seed ^ 0x9e37_79b9);
     let null = energy_null(&tgt, args.n, 100, &mut noise);
-    let kinds: Vec<SamplerKind> = if args.samplers.is_empty() { SamplerKind::ALL.iter().map(|(k, _, _)| *k).collect() } else { args.samplers.clone() };
+    let kinds: Vec<SamplerKind> = if args.samplers.is_empty() { SamplerKind::all().collect() } else { args.samplers.clone() };
+    // A mixture's exact score has no learned variance.
+    let own = Variance::Small;
     if !args.json {
         println!("Target: {} (SDE {:?}), {} samples per run, seed {}.", args.model.display(), file.sde, args.n, args.seed);
         println!("Energy distance of a perfect sampler at this size (100 null replicates): median {:.5}, 99th percentile {:.5}.\n", null[49], null[98]);
@@ -68,14 +70,12 @@ pub fn eval_samplers(args: &EvalArgs) -> Result<()> {
             args.tolerances
                 .iter()
                 .map(|&tol| {
-                    let mut c = args.opts.config(kind, 1)?;
-                    c.rtol = tol;
-                    c.atol = tol;
-                    Ok((format!("tol {tol:e}"), c))
+                    let spec = SamplerSpec { rtol: Some(tol), atol: Some(tol), ..args.opts.spec(kind, 1) };
+                    Ok((format!("tol {tol:e}"), spec.build_for(own, None).map_err(config_error)?))
                 })
                 .collect::<Result<_>>()?
         } else {
-            args.steps.iter().map(|&s| Ok((s.to_string(), args.opts.config(kind, s)?))).collect::<Result<_>>()?
+            args.steps.iter().map(|&s| Ok((s.to_string(), args.opts.config_for(kind, s, own, None)?))).collect::<Result<_>>()?
         };
         for (label, config) in runs {
             let start = Instant::now();

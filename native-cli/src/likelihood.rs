@@ -6,7 +6,7 @@
 //! (`--method vlb`, `scorediff::likelihood::vlb`, Ho et al. 2020 eq. 5, Nichol & Dhariwal 2021).
 
 use crate::model_source::ModelSource;
-use crate::progress_bar;
+use crate::{config_error, progress_bar};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use scorediff::burn::tensor::{Device, Tensor, TensorData};
@@ -32,7 +32,7 @@ fn hutchinson(probe: &str) -> Result<Divergence, String> {
 
 /// How the likelihood is computed.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Method {
+enum LikelihoodMethod {
     /// The probability-flow ODE (any model; dequantized 8-bit data).
     Ode,
     /// The variational bound, all T terms and the prior (a discrete DDPM on 8-bit images).
@@ -47,8 +47,8 @@ pub struct LikelihoodArgs {
     /// ode: the probability-flow ODE; vlb: the full variational bound of a discrete DDPM
     /// (sde.kind = ddpm) on 8-bit images, with the model's reverse variance (one network
     /// evaluation per level and batch; the model's x_0 estimate clipped to [-1, 1]).
-    #[arg(long, value_enum, default_value_t = Method::Ode)]
-    method: Method,
+    #[arg(long, value_enum, default_value_t = LikelihoodMethod::Ode)]
+    method: LikelihoodMethod,
     /// With --method vlb, the reverse variance of the bound: small, large, or learned (a model
     /// trained with a learned variance) [default: the model's variance].
     #[arg(long, value_name = "V", value_parser = Variance::from_str)]
@@ -155,13 +155,7 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
             args.data
         );
     };
-    let variance = match args.variance {
-        Some(Variance::Learned) if card.variance != Variance::Learned => {
-            bail!("--variance learned: model {path} has no learned variance (its variance is {}); use small or large", card.variance)
-        }
-        Some(v) => v,
-        None => card.variance,
-    };
+    let variance = Variance::resolve(args.variance, card.variance).map_err(config_error).with_context(|| format!("model {path}"))?;
     let sde = DiscreteVpSde::new(schedule, levels).with_context(|| format!("reading model {path}"))?;
     let point = source.dim_shape();
     let (pixels, n) = load_images(args, kind, split, &point)?;
@@ -231,22 +225,18 @@ fn merge(parts: Vec<Likelihood>) -> Likelihood {
 }
 
 pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
-    for (name, v) in [("--rtol", args.rtol), ("--atol", args.atol)] {
-        if !(v.is_finite() && v > 0.0) {
-            bail!("{name}: expected a finite number > 0, found {v}");
-        }
-    }
+    LikelihoodConfig { rtol: args.rtol, atol: args.atol, ..LikelihoodConfig::default() }.validate().map_err(config_error)?;
     if args.batch == 0 {
         bail!("--batch: expected at least 1, found 0");
     }
     if args.n == Some(0) {
         bail!("--n: expected at least 1 point, found 0");
     }
-    if let (Some(v), Method::Ode) = (args.variance, args.method) {
+    if let (Some(v), LikelihoodMethod::Ode) = (args.variance, args.method) {
         bail!("--variance {v}: the reverse variance enters only the variational bound (--method vlb); the probability-flow ODE has none");
     }
     let source = ModelSource::open(&args.model)?;
-    if args.method == Method::Vlb {
+    if args.method == LikelihoodMethod::Vlb {
         return vlb(args, &source);
     }
     let dim = source.dim();
@@ -282,7 +272,7 @@ pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
         None => Divergence::HutchinsonRademacher,
     };
     let config = LikelihoodConfig { divergence, rtol: args.rtol, atol: args.atol, ..LikelihoodConfig::default() };
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate().map_err(config_error)?;
     let device = Device::flex().autodiff();
     let sde = source.sde()?;
 

@@ -23,7 +23,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use model_source::ModelSource;
 use scorediff::burn::tensor::Tensor;
-use scorediff::sampler::{Clip, Predictor, SamplerConfig, SamplerKind, Spacing, Variance};
+use scorediff::error::ConfigError;
+use scorediff::sampler::{Clip, Predictor, SamplerConfig, SamplerKind, SamplerSpec, Spacing, Variance};
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -75,108 +76,112 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// The core's default sampler options, shown as the command-line defaults.
+/// The core's default sampler config, whose steps are the command-line default.
 fn sampler_defaults() -> SamplerConfig {
     SamplerConfig::default()
 }
 
-/// Sampler options shared by `sample` and `eval-samplers`.
+/// The command-line flag of a config field (`clip_percentile` is `--clip-percentile`).
+fn flag(field: &str) -> String {
+    match field {
+        "kind" => "--sampler".into(),
+        "data_range" => "the model card's data_range".into(),
+        "measurement" => "the measurement".into(),
+        f => format!("--{}", f.replace('_', "-")),
+    }
+}
+
+/// A core configuration error, its field named by its flag.
+fn config_error(e: ConfigError) -> anyhow::Error {
+    anyhow!(e.message_with(flag))
+}
+
+/// The help of a sampler option: `about` and `kind`'s default for it (from the core).
+fn option_help(about: &str, kind: SamplerKind, field: &str) -> String {
+    let spec = SamplerSpec::from(SamplerConfig::new(kind, 1));
+    let default = serde_json::to_value(&spec).ok().and_then(|v| v.get(field).map(|d| d.to_string().trim_matches('"').to_string())).unwrap_or_default();
+    format!("{about} [{kind}'s default: {default}]")
+}
+
+/// Sampler options shared by `sample`, `eval`, `eval-samplers`, `solve` and `solve-eval`; each
+/// belongs to the samplers that have it, and giving it to another sampler is an error.
 #[derive(Args, Clone)]
 struct SamplerOpts {
-    /// DDIM's eta: 0 is deterministic, 1 is ancestral.
-    #[arg(long, value_name = "E", default_value_t = sampler_defaults().eta)]
-    eta: f64,
-    /// Signal-to-noise ratio of the Langevin corrector (pc).
-    #[arg(long, value_name = "R", default_value_t = sampler_defaults().snr)]
-    snr: f64,
-    /// Corrector steps per level (pc), Langevin steps per level (ald).
-    #[arg(long, value_name = "M", default_value_t = sampler_defaults().corrector_steps)]
-    corrector_steps: usize,
-    /// Predictor of pc: reverse-diffusion, ancestral, euler-maruyama or none.
-    #[arg(long, value_name = "P", value_parser = Predictor::from_str)]
+    #[arg(long, value_name = "E", help = option_help("DDIM's eta: 0 is deterministic, 1 is ancestral", SamplerKind::Ddim, "eta"))]
+    eta: Option<f64>,
+    #[arg(long, value_name = "R", help = option_help("Signal-to-noise ratio of the Langevin corrector (pc)", SamplerKind::Pc, "snr"))]
+    snr: Option<f64>,
+    #[arg(long, value_name = "M", help = option_help("Corrector steps per level (pc), Langevin steps per level (ald)", SamplerKind::Pc, "corrector_steps"))]
+    corrector_steps: Option<usize>,
+    #[arg(long, value_name = "P", value_parser = Predictor::from_str, help = option_help("Predictor of pc: reverse-diffusion, ancestral, euler-maruyama or none", SamplerKind::Pc, "predictor"))]
     predictor: Option<Predictor>,
-    /// Variance of the ancestral steps (ancestral, pc with --predictor ancestral): small, large
-    /// or learned (a model trained with a learned variance) [default: the model's variance].
+    /// Variance of the ancestral steps (ancestral, pc): small, large or learned (a model
+    /// trained with a learned variance) [default: the model's variance].
     #[arg(long, value_name = "V", value_parser = Variance::from_str)]
     variance: Option<Variance>,
     /// Spacing of the time grid: uniform, quadratic or log-snr [default: log-snr for dpm-solver2m, else uniform].
     #[arg(long, value_name = "S", value_parser = Spacing::from_str)]
     spacing: Option<Spacing>,
-    /// ald's step size relative to the smallest noise level.
-    #[arg(long, value_name = "X", default_value_t = sampler_defaults().step_lr)]
-    step_lr: f64,
-    /// Relative tolerance of ode-rk45.
-    #[arg(long, value_name = "R", default_value_t = sampler_defaults().rtol)]
-    rtol: f64,
-    /// Absolute tolerance of ode-rk45.
-    #[arg(long, value_name = "A", default_value_t = sampler_defaults().atol)]
-    atol: f64,
+    #[arg(long, value_name = "X", help = option_help("ald's step size relative to the smallest noise level", SamplerKind::Ald, "step_lr"))]
+    step_lr: Option<f64>,
+    #[arg(long, value_name = "R", help = option_help("Relative tolerance of ode-rk45", SamplerKind::OdeRk45, "rtol"))]
+    rtol: Option<f64>,
+    #[arg(long, value_name = "A", help = option_help("Absolute tolerance of ode-rk45", SamplerKind::OdeRk45, "atol"))]
+    atol: Option<f64>,
     /// Finish with Tweedie's denoiser at the smallest time instead of the last step.
     #[arg(long)]
     denoise: bool,
     /// Clipping of the predicted x0: auto (to the data range of an image model, none for a
-    /// mixture or 2-D model), off, static, or dynamic (Imagen's thresholding).
-    #[arg(long, value_name = "C", value_parser = Clip::from_str, default_value_t = sampler_defaults().clip)]
-    clip: Clip,
-    /// Dynamic thresholding's percentile (--clip dynamic).
-    #[arg(long, value_name = "P", default_value_t = sampler_defaults().clip_percentile)]
-    clip_percentile: f64,
+    /// mixture or 2-D model), off, static, or dynamic (Imagen's thresholding) [default: auto].
+    #[arg(long, value_name = "C", value_parser = Clip::from_str)]
+    clip: Option<Clip>,
+    /// Dynamic thresholding's percentile (--clip dynamic) [default: 0.995].
+    #[arg(long, value_name = "P")]
+    clip_percentile: Option<f64>,
 }
 
 impl SamplerOpts {
-    /// The validated sampler configuration (defaults from the core where not given).
-    fn config(&self, kind: SamplerKind, steps: usize) -> Result<SamplerConfig> {
-        let defaults = SamplerConfig::new(kind, steps);
-        let config = SamplerConfig {
+    /// The options given, for `kind` with `steps` steps.
+    fn spec(&self, kind: SamplerKind, steps: usize) -> SamplerSpec {
+        SamplerSpec {
             kind,
-            steps,
-            spacing: self.spacing.unwrap_or(defaults.spacing),
+            steps: Some(steps),
+            spacing: self.spacing,
+            times: None,
             eta: self.eta,
-            variance: self.variance.unwrap_or(defaults.variance),
-            predictor: self.predictor.unwrap_or(defaults.predictor),
+            variance: self.variance,
+            predictor: self.predictor,
             snr: self.snr,
             corrector_steps: self.corrector_steps,
             step_lr: self.step_lr,
             rtol: self.rtol,
             atol: self.atol,
-            denoise: self.denoise,
+            denoise: self.denoise.then_some(true),
             clip: self.clip,
             clip_percentile: self.clip_percentile,
             data_range: None,
-        };
-        config.validate().map_err(|e| anyhow!(e))?;
-        Ok(config)
-    }
-
-    /// [`config`](Self::config) for a model whose data lie in `data_range` (the model card's):
-    /// `--clip auto` clips to it.
-    fn config_in(&self, kind: SamplerKind, steps: usize, data_range: Option<[f64; 2]>) -> Result<SamplerConfig> {
-        let mut config = self.config(kind, steps)?;
-        config.data_range = data_range;
-        config.validate().map_err(|e| anyhow!(e))?;
-        Ok(config)
-    }
-
-    /// [`config_in`](Self::config_in) for the model at `path` whose own variance is `own`:
-    /// `--variance` defaults to it (`learned` for a model trained with a learned variance), and
-    /// `learned` needs such a model.
-    fn config_for(&self, kind: SamplerKind, steps: usize, own: Variance, data_range: Option<[f64; 2]>, path: &std::path::Path) -> Result<SamplerConfig> {
-        let mut config = self.config_in(kind, steps, data_range)?;
-        if self.variance.is_none() {
-            config.variance = own;
-        } else if config.variance == Variance::Learned && own != Variance::Learned {
-            return Err(anyhow!("--variance learned: model {} has no learned variance (its variance is {own}); use small or large", path.display()));
         }
-        Ok(config)
+    }
+
+    /// The validated sampler configuration (the sampler's defaults where not given).
+    fn config(&self, kind: SamplerKind, steps: usize) -> Result<SamplerConfig> {
+        self.spec(kind, steps).build().map_err(config_error)
+    }
+
+    /// [`config`](Self::config) for a model whose own variance is `own` (`--variance` defaults
+    /// to it; `learned` needs such a model) and whose data lie in `data_range` (the model
+    /// card's: `--clip auto` clips to it).
+    fn config_for(&self, kind: SamplerKind, steps: usize, own: Variance, data_range: Option<[f64; 2]>) -> Result<SamplerConfig> {
+        self.spec(kind, steps).build_for(own, data_range).map_err(config_error)
     }
 }
 
 /// The `after_help` of `sample`: every sampler with its one-line description, from the core.
 fn sampler_help() -> String {
-    let width = SamplerKind::ALL.iter().map(|(_, name, _)| name.len()).max().unwrap_or(0);
+    let width = SamplerKind::all().map(|k| k.name().len()).max().unwrap_or(0);
     let mut text = String::from("Samplers:\n");
-    for (_, name, about) in SamplerKind::ALL {
-        text.push_str(&format!("  {name:<width$}  {about}\n"));
+    for kind in SamplerKind::all() {
+        text.push_str(&format!("  {:<width$}  {}\n", kind.name(), kind.about()));
     }
     text
 }

@@ -11,13 +11,14 @@ use clap::Args;
 use indicatif::ProgressBar;
 use scorediff::burn::module::Module;
 use scorediff::burn::tensor::{Device, Tensor};
+use scorediff::eval::ByRef;
 use scorediff::export::LoadedNet;
 use scorediff::inverse::ClassifierGuidance;
 use scorediff::io::write_npy_f32_nd;
-use scorediff::model::{ScoreFn, ScoreModel};
+use scorediff::model::ScoreModel;
 use scorediff::nn::{Classifier, Guided, UNet};
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::{SamplerConfig, SamplerKind, Sampling};
+use scorediff::sampler::{BatchEvent, SamplerConfig, SamplerKind, draw_batches};
 use scorediff::sde::Sde;
 use scorediff::train::classifier::load_classifier_dir;
 use serde::Serialize;
@@ -36,7 +37,7 @@ pub struct SampleArgs {
     #[arg(long, value_name = "NAME", value_parser = SamplerKind::from_str)]
     sampler: SamplerKind,
     /// Grid steps (noise levels for ald; ignored by ode-rk45).
-    #[arg(long, value_name = "N", default_value_t = sampler_defaults().steps)]
+    #[arg(long, value_name = "N", default_value_t = sampler_defaults().steps())]
     steps: usize,
     /// Number of samples.
     #[arg(long, value_name = "COUNT")]
@@ -101,18 +102,6 @@ struct SampleSummary {
     trajectory: Option<String>,
 }
 
-/// What a sampling run produced.
-struct Drawn {
-    /// `n * dim` values, row-major.
-    values: Vec<f32>,
-    /// Steps taken per batch.
-    steps: usize,
-    /// Function evaluations over all batches.
-    nfe: usize,
-    /// The first rows of batch 0 at the prior and after every step (the last: the output).
-    frames: Vec<Vec<f32>>,
-}
-
 /// Output kind, from the file extension.
 #[derive(Clone, Copy, PartialEq)]
 enum Format {
@@ -136,9 +125,15 @@ fn check_parent(path: &Path, flag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs the sampler over `n` samples in batches; `model_for(first, rows)` gives the model of
-/// the batch of samples `first..first + rows` (per-sample class labels); `shape(rows)` its
-/// tensor shape. Records the first `traj_rows` samples of batch 0 at every state.
+/// What a sampling run produced: the samples and the first rows of batch 0 at the prior and
+/// after every step (the last: the output).
+struct Drawn {
+    drawn: scorediff::sampler::Drawn,
+    frames: Vec<Vec<f32>>,
+}
+
+/// Runs the core's batched loop ([`draw_batches`]) with a progress bar, recording the first
+/// `traj_rows` samples of batch 0 at every state.
 #[allow(clippy::too_many_arguments)]
 fn draw<M: ScoreModel<D>, const D: usize>(
     config: &SamplerConfig,
@@ -146,44 +141,39 @@ fn draw<M: ScoreModel<D>, const D: usize>(
     n: usize,
     batch: usize,
     shape: impl Fn(usize) -> [usize; D],
-    model_for: impl Fn(usize, usize) -> Result<M>,
+    model_for: impl FnMut(usize, usize) -> Result<M>,
     noise: &mut NoiseSource,
     device: &Device,
     traj_rows: usize,
     bar: &ProgressBar,
 ) -> Result<Drawn> {
-    let batches = n.div_ceil(batch);
-    let mut out = Drawn { values: Vec::new(), steps: 0, nfe: 0, frames: Vec::new() };
-    for b in 0..batches {
-        let first = b * batch;
-        let rows = batch.min(n - first);
-        bar.set_message(if batches > 1 { format!("{} batch {}/{batches}", config.kind, b + 1) } else { config.kind.to_string() });
-        let model = model_for(first, rows)?;
-        let f = ScoreFn::new(&model, sde);
-        let mut run = Sampling::new(config, sde, shape(rows), noise, device);
-        let keep = if b == 0 { traj_rows.min(rows) } else { 0 };
-        if keep > 0 {
-            out.frames.push(to_vec(run.state().x.clone().narrow(0, 0, keep))?);
-        }
-        while run.next(&f, noise) {
-            let (k, total) = run.progress();
-            bar.set_length((batches * total) as u64);
-            bar.set_position((b * total + k) as u64);
-            out.steps = k;
-            if keep > 0 {
-                out.frames.push(to_vec(run.state().x.clone().narrow(0, 0, keep))?);
+    let mut frames = Vec::new();
+    let keep = |x: &Tensor<D>| -> Result<Vec<f32>> { to_vec(x.clone().narrow(0, 0, traj_rows.min(x.dims()[0]))) };
+    let drawn = draw_batches(config, sde, n, batch, shape, model_for, noise, device, |event| {
+        match event {
+            BatchEvent::Start { batch: b, batches, x } => {
+                bar.set_message(if batches > 1 { format!("{} batch {}/{batches}", config.kind(), b + 1) } else { config.kind().to_string() });
+                if b == 0 && traj_rows > 0 {
+                    frames.push(keep(x)?);
+                }
             }
+            BatchEvent::Step { batch: b, batches, progress: (k, total), x } => {
+                bar.set_length((batches * total) as u64);
+                bar.set_position((b * total + k) as u64);
+                if b == 0 && traj_rows > 0 {
+                    frames.push(keep(x)?);
+                }
+            }
+            BatchEvent::Output { batch: 0, x } if traj_rows > 0 => {
+                // The last column is the sample itself (the last step's noise-free mean).
+                frames.pop();
+                frames.push(keep(x)?);
+            }
+            BatchEvent::Output { .. } => {}
         }
-        let x = run.output();
-        if keep > 0 {
-            // The last column is the sample itself (the last step's noise-free mean).
-            out.frames.pop();
-            out.frames.push(to_vec(x.clone().narrow(0, 0, keep))?);
-        }
-        out.values.extend(to_vec(x)?);
-        out.nfe += f.nfe();
-    }
-    Ok(out)
+        Ok(())
+    })?;
+    Ok(Drawn { drawn, frames })
 }
 
 /// Indices of `cols` frames evenly spaced over `0..len` (first and last included).
@@ -282,7 +272,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         }
     }
     let source = ModelSource::open(&args.model)?;
-    let config = args.opts.config_for(args.sampler, args.steps, source.variance(), source.data_range(), source.path())?;
+    let config = args.opts.config_for(args.sampler, args.steps, source.variance(), source.data_range())?;
     let point = source.dim_shape();
     let dim = source.dim();
     let image = source.is_image();
@@ -315,17 +305,17 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     let drawn = match &net {
         Some(LoadedNet::Image(unet)) => {
             let [c, h, w] = [point[0], point[1], point[2]];
-            let model_for = |first: usize, rows: usize| -> Result<ImageModel<'_>> {
+            let model_for = |first: usize, rows: usize| -> Result<GuidedUNet<'_>> {
                 if let Some((net, k)) = &classifier {
                     let labels = (first..first + rows).map(|i| args.class.unwrap_or(i % k)).collect();
                     let guided = ClassifierGuidance::new(unet, sde.as_ref(), net, labels, args.classifier_scale);
-                    return Ok(ImageModel::ClassifierGuided(guided.map_err(|e| anyhow!("--classifier-scale: {e}"))?));
+                    return Ok(GuidedUNet::ClassifierGuided(guided.map_err(|e| anyhow!("--classifier-scale: {e}"))?));
                 }
                 Ok(match plan {
-                    None => ImageModel::Plain(unet),
+                    None => GuidedUNet::Plain(unet),
                     Some((k, g)) => {
                         let labels = (first..first + rows).map(|i| args.class.unwrap_or(i % k)).collect();
-                        ImageModel::Guided(Guided::new(unet, labels, g).map_err(|e| anyhow!("--guidance: {e}"))?)
+                        GuidedUNet::Guided(Guided::new(unet, labels, g).map_err(|e| anyhow!("--guidance: {e}"))?)
                     }
                 })
             };
@@ -339,22 +329,22 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     };
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let bad = drawn.values.iter().filter(|v| !v.is_finite()).count();
+    let bad = drawn.drawn.values.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
         bail!(
             "{} with {} steps produced {bad} non-finite values out of {}; nothing written to {} (try more --steps)",
-            config.kind,
-            config.steps,
-            drawn.values.len(),
+            config.kind(),
+            config.steps(),
+            drawn.drawn.values.len(),
             args.out.display()
         );
     }
     let mut shape = vec![args.n];
     shape.extend(&point);
     match format {
-        Format::Npy => write_npy_f32_nd(&args.out, &drawn.values, &shape).with_context(|| format!("writing {}", args.out.display()))?,
+        Format::Npy => write_npy_f32_nd(&args.out, &drawn.drawn.values, &shape).with_context(|| format!("writing {}", args.out.display()))?,
         Format::Png => {
-            let grid = crate::png::tile(&drawn.values, args.n, [point[1], point[2]], crate::png::grid_columns(args.n));
+            let grid = crate::png::tile(&drawn.drawn.values, args.n, [point[1], point[2]], crate::png::grid_columns(args.n));
             scorediff::io::write_atomic(&args.out, &crate::png::encode(&grid)).with_context(|| format!("writing {}", args.out.display()))?;
         }
     }
@@ -373,9 +363,9 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     }
 
     let summary = SampleSummary {
-        sampler: config.kind.to_string(),
-        steps: drawn.steps,
-        nfe: drawn.nfe,
+        sampler: config.kind().to_string(),
+        steps: drawn.drawn.steps,
+        nfe: drawn.drawn.nfe,
         n: args.n,
         dim,
         shape: point,
@@ -398,13 +388,13 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
 }
 
 /// The U-Net as sampled: unconditional (the null label when conditional) or guided.
-enum ImageModel<'a> {
+enum GuidedUNet<'a> {
     Plain(&'a UNet),
     Guided(Guided<'a>),
     ClassifierGuided(ClassifierGuidance<'a, 4>),
 }
 
-impl ScoreModel<4> for ImageModel<'_> {
+impl ScoreModel<4> for GuidedUNet<'_> {
     fn parameterization(&self) -> scorediff::param::Parameterization {
         match self {
             Self::Plain(u) => ScoreModel::parameterization(*u),
@@ -421,21 +411,6 @@ impl ScoreModel<4> for ImageModel<'_> {
             Self::Guided(g) => g.forward_with_variance(x, t),
             Self::ClassifierGuided(g) => g.forward_with_variance(x, t),
         }
-    }
-}
-
-/// A borrowed score model (a trait object) as a sized one.
-struct ByRef<'a, const D: usize>(&'a dyn ScoreModel<D>);
-
-impl<const D: usize> ScoreModel<D> for ByRef<'_, D> {
-    fn parameterization(&self) -> scorediff::param::Parameterization {
-        self.0.parameterization()
-    }
-    fn forward(&self, x: scorediff::burn::tensor::Tensor<D>, t: &[f64]) -> scorediff::burn::tensor::Tensor<D> {
-        self.0.forward(x, t)
-    }
-    fn forward_with_variance(&self, x: Tensor<D>, t: &[f64]) -> (Tensor<D>, Option<Tensor<D>>) {
-        self.0.forward_with_variance(x, t)
     }
 }
 

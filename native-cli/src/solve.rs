@@ -16,7 +16,7 @@
 
 use crate::image_io::{channels_name, read_png, read_png_shaped, write_row};
 use crate::model_source::ModelSource;
-use crate::{SamplerOpts, progress_bar, sampler_defaults, to_vec};
+use crate::{SamplerOpts, config_error, progress_bar, sampler_defaults, to_vec};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use scorediff::burn::module::Module;
@@ -24,10 +24,8 @@ use scorediff::burn::tensor::{Device, Tensor, TensorData};
 use scorediff::data::{ImageDataset, Split};
 use scorediff::export::LoadedNet;
 use scorediff::inverse::{
-    BaselineKind, Downsample, GrayWeights, MaskSpec, MeasurementNoise, Operator, Projection, RECOVERED_PSNR_DB, Task, TaskKind, align_phase, baseline, dps,
-    pseudo_inverse, sdedit,
+    BaselineKind, Downsample, GrayWeights, MaskSpec, MeasurementNoise, Method, MethodKind, Operator, Problem, Task, TaskKind, baseline, pseudo_inverse, score,
 };
-use scorediff::metrics::{SIGNED_RANGE, psnr, ssim};
 use scorediff::model::ScoreFn;
 use scorediff::nn::UNet;
 use scorediff::noise::NoiseSource;
@@ -37,41 +35,6 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
-
-/// How an inverse problem is solved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// The score-SDE projection method.
-    Projection,
-    /// Diffusion posterior sampling.
-    Dps,
-    /// SDEdit from the baseline reconstruction.
-    Sdedit,
-}
-
-impl Method {
-    /// The command-line name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Projection => "projection",
-            Self::Dps => "dps",
-            Self::Sdedit => "sdedit",
-        }
-    }
-}
-
-impl FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "projection" => Ok(Self::Projection),
-            "dps" => Ok(Self::Dps),
-            "sdedit" => Ok(Self::Sdedit),
-            _ => Err(format!("unknown method `{s}`: expected projection, dps or sdedit")),
-        }
-    }
-}
 
 /// The parameters of the tasks (defaults from `scorediff::inverse::Task::new`).
 #[derive(Args, Clone)]
@@ -121,7 +84,7 @@ impl TaskOpts {
 #[derive(Args, Clone)]
 pub struct MethodOpts {
     /// Steps of the reverse sampler.
-    #[arg(long, value_name = "N", default_value_t = sampler_defaults().steps)]
+    #[arg(long, value_name = "N", default_value_t = sampler_defaults().steps())]
     pub(crate) steps: usize,
     /// The reverse sampler: ancestral or ddim for dps; any sampler of `sample` for projection and sdedit.
     #[arg(long, value_name = "NAME", default_value = "ancestral", value_parser = SamplerKind::from_str)]
@@ -142,9 +105,20 @@ pub struct MethodOpts {
 }
 
 impl MethodOpts {
-    /// The validated sampler configuration for a model whose data lie in `data_range`.
-    pub fn config(&self, data_range: Option<[f64; 2]>) -> Result<SamplerConfig> {
-        self.opts.config_in(self.sampler, self.steps, data_range)
+    /// The validated sampler configuration for `model` (its own variance unless `--variance`
+    /// names one, its data range for `--clip auto`).
+    pub fn config(&self, model: &LoadedImageModel) -> Result<SamplerConfig> {
+        self.opts.config_for(self.sampler, self.steps, model.source.variance(), model.source.data_range())
+    }
+
+    /// The method `kind` with its options (`--resample` for projection, `--zeta` for dps,
+    /// `--t0` for sdedit).
+    pub fn method(&self, kind: MethodKind) -> Method {
+        match kind {
+            MethodKind::Projection => Method::Projection { resample: self.resample },
+            MethodKind::Dps => Method::Dps { zeta: self.zeta },
+            MethodKind::Sdedit => Method::Sdedit { t0: self.t0 },
+        }
     }
 }
 
@@ -161,8 +135,8 @@ pub struct SolveOpts {
     pub(crate) backend: String,
 }
 
-/// An image score model with its SDE and shape.
-pub struct ImageModel {
+/// A trained image score model (U-Net) opened from `--model`, with its SDE and image shape.
+pub struct LoadedImageModel {
     /// What `--model` pointed at.
     pub source: ModelSource,
     /// The forward SDE.
@@ -173,7 +147,7 @@ pub struct ImageModel {
     pub shape: [usize; 3],
 }
 
-impl ImageModel {
+impl LoadedImageModel {
     /// Opens an image model (run or export directory) on `device`.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
         let source = ModelSource::open(path)?;
@@ -213,96 +187,24 @@ pub enum TestImages {
     Index(usize),
 }
 
-/// Whether the projection method applies to `task`, as an error naming what it needs.
-pub fn check_projection(task: &Task, op: &dyn Operator<4>) -> Result<()> {
-    if !Task::supports_projection(op) {
-        bail!(
-            "--method projection: expected a task whose operator has the pseudo-inverse A^T / c (inpaint, colorize, super-resolution with --downsample pool), found {} ({})",
-            task.kind,
-            op.describe()
-        );
-    }
-    Ok(())
-}
-
-/// A batch of measurements solved by `method`: the reconstruction and the network evaluations.
+/// A batch of measurements solved by `method` (the core's [`Method::solve`]): the
+/// reconstruction and the network evaluations.
 #[allow(clippy::too_many_arguments)]
 pub fn reconstruct(
-    model: &ImageModel,
+    model: &LoadedImageModel,
     task: &Task,
     method: Method,
     y: Tensor<4>,
     noise_model: MeasurementNoise,
-    opts: &MethodOpts,
+    config: &SamplerConfig,
     noise: &mut NoiseSource,
     device: &Device,
-    mut on_step: impl FnMut(usize, usize),
+    on_step: impl FnMut(usize, usize),
 ) -> Result<(Tensor<4>, usize)> {
-    let config = opts.config(model.source.data_range())?;
-    let sde = model.sde.as_ref();
-    let f = ScoreFn::new(&model.unet, sde);
+    let f = ScoreFn::new(&model.unet, model.sde.as_ref());
     let op = task.build(model.shape, device).map_err(|e| anyhow!(e))?;
-    let [c, h, w] = model.shape;
-    let shape = [y.dims()[0], c, h, w];
-    let out = match method {
-        Method::Projection => {
-            check_projection(task, op.as_ref())?;
-            let lin = op.linear().expect("checked: linear");
-            let run = Projection::with_operator(&config, sde, lin, y, shape, noise, device).map_err(|e| anyhow!(e))?;
-            let mut run = run.with_resampling(opts.resample, &config).map_err(|e| anyhow!("--{e}"))?;
-            while run.next(&f, noise) {
-                let (k, n) = run.progress();
-                on_step(k, n);
-            }
-            run.output()
-        }
-        Method::Dps => {
-            let mut run = dps(&config, sde, op, y, noise_model, opts.zeta, shape, noise, device).map_err(|e| anyhow!("--method dps: {e}"))?;
-            while run.next(&f, noise) {
-                let (k, n) = run.progress();
-                on_step(k, n);
-            }
-            run.output()
-        }
-        Method::Sdedit => {
-            let Some(kind) = task.baseline_kind() else {
-                bail!("--method sdedit: expected a task with a baseline reconstruction to start from, found {}", task.kind);
-            };
-            let guide = baseline(kind, op.as_ref(), y, noise_model.sigma(), task.factor).map_err(|e| anyhow!(e))?;
-            let mut run = sdedit(&config, sde, guide, opts.t0, noise).map_err(|e| anyhow!("--t0: {e}"))?;
-            while run.next(&f, noise) {
-                let (k, n) = run.progress();
-                on_step(k, n);
-            }
-            run.output()
-        }
-    };
+    let out = method.solve(&f, config, Problem { task, op, y, noise: noise_model, image: model.shape }, noise, device, on_step).map_err(config_error)?;
     Ok((out, f.nfe()))
-}
-
-/// PSNR and SSIM of one reconstruction; for phase retrieval after removing the trivial
-/// ambiguities, with whether it counts as recovered.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Scores {
-    /// PSNR in dB (data range 2).
-    pub psnr: f64,
-    /// Mean SSIM.
-    pub ssim: f64,
-    /// Phase retrieval: PSNR at least `RECOVERED_PSNR_DB` after alignment.
-    pub recovered: Option<bool>,
-}
-
-/// Scores `result` against `truth` (`[c, h, w]` each).
-pub fn score(kind: TaskKind, result: &[f32], truth: &[f32], shape: [usize; 3]) -> Scores {
-    let aligned;
-    let result = if kind == TaskKind::PhaseRetrieval {
-        aligned = align_phase(result, truth, shape);
-        &aligned[..]
-    } else {
-        result
-    };
-    let p = psnr(result, truth, SIGNED_RANGE);
-    Scores { psnr: p, ssim: ssim(result, truth, shape, SIGNED_RANGE), recovered: (kind == TaskKind::PhaseRetrieval).then_some(p >= RECOVERED_PSNR_DB) }
 }
 
 /// The measurement of one image drawn at the image's size: the masked input, the grey image,
@@ -362,8 +264,8 @@ pub struct SolveArgs {
     #[arg(long, value_name = "TASK", value_parser = TaskKind::from_str)]
     task: TaskKind,
     /// How to solve it: projection, dps or sdedit.
-    #[arg(long, value_name = "METHOD", value_parser = Method::from_str)]
-    method: Method,
+    #[arg(long, value_name = "METHOD", value_parser = MethodKind::from_str)]
+    method: MethodKind,
     /// The image to measure, a PNG of the model's size and channels (also the ground truth);
     /// with --measured, the measurement itself.
     #[arg(long, value_name = "IMG.png", required_unless_present = "test_index", conflicts_with = "test_index")]
@@ -424,7 +326,7 @@ struct SolveSummary {
     model: String,
     task: TaskKind,
     operator: String,
-    method: Method,
+    method: MethodKind,
     noise: String,
     sampler: String,
     steps: usize,
@@ -444,7 +346,7 @@ struct SolveSummary {
 
 pub fn solve(args: &SolveArgs) -> Result<()> {
     let device = crate::train::backend_device(&args.opts.backend)?;
-    let model = ImageModel::open(&args.model, &device).with_context(|| format!("--model {}", args.model.display()))?;
+    let model = LoadedImageModel::open(&args.model, &device).with_context(|| format!("--model {}", args.model.display()))?;
     let [c, h, w] = model.shape;
     let mask = match &args.mask {
         Some(_) if args.task != TaskKind::Inpaint => bail!("--mask: only for --task inpaint, found --task {}", args.task),
@@ -453,11 +355,12 @@ pub fn solve(args: &SolveArgs) -> Result<()> {
     };
     let task = args.opts.task.task(args.task, mask);
     let op = task.build(model.shape, &device).map_err(|e| anyhow!("--task {}: {e}", args.task))?;
-    if args.method == Method::Projection {
-        check_projection(&task, op.as_ref())?;
-    } else if args.opts.method.resample != 1 {
-        bail!("--resample {}: RePaint's resampling is for --method projection, found --method {}", args.opts.method.resample, args.method.name());
+    if args.method != MethodKind::Projection && args.opts.method.resample != 1 {
+        bail!("--resample {}: RePaint's resampling is for --method projection, found --method {}", args.opts.method.resample, args.method);
     }
+    let config = args.opts.method.config(&model)?;
+    let method = args.opts.method.method(args.method);
+    method.check(&task, op.as_ref(), &config).map_err(config_error)?;
     let mut noise = NoiseSource::new(args.seed);
     // The ground truth (when known) and the measurement.
     let (truth, truth_name, y) = if args.measured {
@@ -491,7 +394,7 @@ pub fn solve(args: &SolveArgs) -> Result<()> {
     let bar = progress_bar("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})");
     bar.set_message(format!("{} by {}", args.task, args.method.name()));
     let started = Instant::now();
-    let (result, nfe) = reconstruct(&model, &task, args.method, y, args.noise, &args.opts.method, &mut noise, &device, |k, n| {
+    let (result, nfe) = reconstruct(&model, &task, method, y, args.noise, &config, &mut noise, &device, |k, n| {
         bar.set_length(n as u64);
         bar.set_position(k as u64);
     })?;

@@ -7,12 +7,12 @@
 //! noise from `S + 1000 i + 100 (j + 1)` for method `j`, so adding a method does not change the
 //! others' numbers.
 
-use crate::solve::{ImageModel, Method, Scores, SolveOpts, TestImages, parse_mask, reconstruct, score};
-use crate::{progress_bar, to_vec};
+use crate::solve::{LoadedImageModel, SolveOpts, TestImages, parse_mask, reconstruct};
+use crate::{config_error, progress_bar, to_vec};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use scorediff::burn::tensor::{Tensor, TensorData};
-use scorediff::inverse::{MeasurementNoise, Task, TaskKind, baseline};
+use scorediff::inverse::{MeasurementNoise, MethodKind, Scores, Task, TaskKind, baseline};
 use scorediff::noise::NoiseSource;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -32,8 +32,8 @@ pub struct SolveEvalArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = TaskKind::from_str)]
     tasks: Vec<TaskKind>,
     /// Methods, comma-separated: projection, dps, sdedit (projection is skipped where it does not apply).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "projection,dps", value_parser = Method::from_str)]
-    methods: Vec<Method>,
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "projection,dps", value_parser = MethodKind::from_str)]
+    methods: Vec<MethodKind>,
     /// Inpainting's mask (see `solve --help`).
     #[arg(long, value_name = "MASK")]
     mask: Option<String>,
@@ -132,14 +132,15 @@ impl Row {
 
 pub fn solve_eval(args: &SolveEvalArgs) -> Result<()> {
     let device = crate::train::backend_device(&args.opts.backend)?;
-    let model = ImageModel::open(&args.model, &device).with_context(|| format!("--model {}", args.model.display()))?;
+    let model = LoadedImageModel::open(&args.model, &device).with_context(|| format!("--model {}", args.model.display()))?;
+    let config = args.opts.method.config(&model)?;
     let [c, h, w] = model.shape;
     if args.n == 0 || args.batch == 0 {
         bail!("--n and --batch: expected at least 1");
     }
     let mask = args.mask.as_deref().map(|m| parse_mask(m, [h, w])).transpose()?;
     let tasks: Vec<TaskKind> =
-        if args.tasks.is_empty() { TaskKind::ALL.iter().map(|(k, _)| *k).filter(|k| *k != TaskKind::Colorize || c == 3).collect() } else { args.tasks.clone() };
+        if args.tasks.is_empty() { TaskKind::ALL.into_iter().filter(|k| *k != TaskKind::Colorize || c == 3).collect() } else { args.tasks.clone() };
     // Every task's operator first, so that a task the model cannot do fails before any work.
     let problems = tasks
         .iter()
@@ -154,7 +155,7 @@ pub fn solve_eval(args: &SolveEvalArgs) -> Result<()> {
     let chunks: Vec<&[f32]> = truth.chunks(args.batch * len).collect();
     let mut rows = Vec::new();
     for (ti, (task, op)) in problems.iter().enumerate() {
-        let kind = task.kind;
+        let task_kind = task.kind;
         let operator = op.describe();
         // The measurements, one batch at a time.
         let mut noise = NoiseSource::new(args.seed.wrapping_add(1000 * ti as u64));
@@ -166,8 +167,7 @@ pub fn solve_eval(args: &SolveEvalArgs) -> Result<()> {
                 args.noise.apply(op.forward(x), &mut noise)
             })
             .collect();
-        let scores_of =
-            |out: Vec<f32>, chunk: &[f32]| -> Vec<Scores> { out.chunks(len).zip(chunk.chunks(len)).map(|(r, t)| score(kind, r, t, model.shape)).collect() };
+        let scores_of = |out: Vec<f32>, chunk: &[f32]| Scores::of_batch(task_kind, &out, chunk, model.shape);
         if let Some(bk) = task.baseline_kind() {
             let started = Instant::now();
             let mut scores = Vec::new();
@@ -179,17 +179,19 @@ pub fn solve_eval(args: &SolveEvalArgs) -> Result<()> {
             row.seconds = started.elapsed().as_secs_f64();
             rows.push(row);
         }
-        for (mi, &method) in args.methods.iter().enumerate() {
+        for (mi, &kind) in args.methods.iter().enumerate() {
             let resample = args.opts.method.resample;
-            let label = if method == Method::Projection && resample > 1 { format!("projection, resample {resample}") } else { method.name().to_string() };
+            let label = if kind == MethodKind::Projection && resample > 1 { format!("projection, resample {resample}") } else { kind.name().to_string() };
             let row = Row::new(task, &operator, label);
-            if method == Method::Projection && !Task::supports_projection(op.as_ref()) {
-                rows.push(row.skipped(format!("no pseudo-inverse of the form A^T / c for {operator}")));
-                continue;
-            }
-            if method == Method::Sdedit && task.baseline_kind().is_none() {
-                rows.push(row.skipped("no baseline to start from".into()));
-                continue;
+            let method = args.opts.method.method(kind);
+            match method.check(task, op.as_ref(), &config) {
+                // The method does not fit the task: a row that says why.
+                Err(e) if e.field == "method" => {
+                    rows.push(row.skipped(format!("needs {}", e.expected)));
+                    continue;
+                }
+                Err(e) => return Err(config_error(e)),
+                Ok(()) => {}
             }
             let mut noise = NoiseSource::new(args.seed.wrapping_add(1000 * ti as u64 + 100 * (mi as u64 + 1)));
             let bar = progress_bar("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})");
@@ -197,8 +199,8 @@ pub fn solve_eval(args: &SolveEvalArgs) -> Result<()> {
             let mut scores = Vec::new();
             let mut nfe = 0;
             for (bi, (y, chunk)) in ys.iter().zip(&chunks).enumerate() {
-                bar.set_message(format!("{kind} by {} (batch {}/{})", method.name(), bi + 1, chunks.len()));
-                let (out, n) = reconstruct(&model, task, method, y.clone(), args.noise, &args.opts.method, &mut noise, &device, |k, n| {
+                bar.set_message(format!("{} by {kind} (batch {}/{})", task.kind, bi + 1, chunks.len()));
+                let (out, n) = reconstruct(&model, task, method, y.clone(), args.noise, &config, &mut noise, &device, |k, n| {
                     bar.set_length(n as u64);
                     bar.set_position(k as u64);
                 })?;

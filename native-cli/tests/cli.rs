@@ -125,7 +125,7 @@ fn every_sampler_runs_with_its_options() {
     let dir = TempDir::new("every-sampler");
     let model = write_mixture(&dir);
     let out = dir.path("x.npy");
-    for (_, name, _) in SamplerKind::ALL {
+    for name in SamplerKind::all().map(SamplerKind::name) {
         for extra in [&[][..], &["--denoise", "--spacing", "quadratic"][..]] {
             // 64 steps: reverse-diffusion on VP needs beta(t) dt < 1 at the largest (quadratic) step,
             // or `VpSde::discretize` gives NaN.
@@ -148,7 +148,7 @@ fn every_sampler_runs_with_its_options() {
 #[test]
 fn sample_help_lists_every_sampler() {
     let help = run_ok(&["sample", "--help"]);
-    for (_, name, about) in SamplerKind::ALL {
+    for (name, about) in SamplerKind::all().map(|k| (k.name(), k.about())) {
         assert!(help.contains(name), "--help lacks {name}");
         assert!(help.contains(about), "--help lacks the description of {name}");
     }
@@ -159,7 +159,7 @@ fn bad_options_give_one_error_line() {
     let dir = TempDir::new("bad-options");
     let model = write_mixture(&dir);
     let out = dir.path("x.npy");
-    let names: Vec<&str> = SamplerKind::ALL.iter().map(|(_, n, _)| *n).collect();
+    let names: Vec<&str> = SamplerKind::all().map(SamplerKind::name).collect();
     let mut needles = vec!["--sampler", "`euler`"];
     needles.extend(&names);
     run_err(&["sample", "--model", s(&model), "--sampler", "euler", "--n", "3", "--out", s(&out)], &needles);
@@ -275,6 +275,24 @@ fn eval_samplers_prints_a_row_per_run_and_separates_good_from_bad_step_counts() 
     assert_eq!(rows[2]["sampler"], "ode-rk45");
     let table = run_ok(&["eval-samplers", "--model", s(&model), "--samplers", "ddim", "--steps", "5", "--n", "100"]);
     assert!(table.contains("| sampler | steps | NFE | energy distance |") && table.contains("| ddim | 5 | 5 |"), "{table}");
+    // A mixture has no learned variance: refused, not a panic in the ancestral step.
+    run_err(
+        &["eval-samplers", "--model", s(&model), "--samplers", "ancestral", "--steps", "5", "--n", "100", "--variance", "learned"],
+        &["--variance", "no learned variance", "found learned"],
+    );
+}
+
+#[test]
+fn an_option_of_another_sampler_is_refused() {
+    let dir = TempDir::new("foreign-option");
+    let model = write_mixture(&dir);
+    let out = dir.path("x.npy");
+    let base = ["sample", "--model", s(&model), "--n", "3", "--steps", "4", "--out", s(&out)];
+    run_err(&[&base[..], &["--sampler", "ancestral", "--eta", "0.5"]].concat(), &["--eta", "ancestral"]);
+    run_err(&[&base[..], &["--sampler", "ddim", "--variance", "large"]].concat(), &["--variance", "ddim"]);
+    run_err(&[&base[..], &["--sampler", "ode-euler", "--rtol", "1e-3"]].concat(), &["--rtol", "ode-euler"]);
+    run_ok(&[&base[..], &["--sampler", "ddim", "--eta", "0.5"]].concat());
+    run_ok(&[&base[..], &["--sampler", "ode-rk45", "--rtol", "1e-3"]].concat());
 }
 
 #[test]
@@ -325,6 +343,14 @@ fn train_then_kill_and_resume_reproduces_the_uninterrupted_loss_curve() {
     }
     for f in ["config.json", "ema.safetensors", "checkpoint/model.bpk", "checkpoint/ema.bpk", "checkpoint/optim.bpk", "checkpoint/state.json"] {
         assert!(split.join(f).is_file(), "{f} missing");
+    }
+}
+
+#[test]
+fn train_help_lists_every_dataset() {
+    let help = run_ok(&["train", "--help"]);
+    for name in scorediff::train::Dataset::names() {
+        assert!(help.contains(name), "train --help does not list {name}: {help}");
     }
 }
 
@@ -682,6 +708,17 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     assert_eq!((v["steps"].as_u64(), v["nfe"].as_u64()), (Some(6), Some(6)));
     assert!(read_npy(&out).unwrap().data.iter().all(|x| x.is_finite()));
     run_ok(&["sample", "--model", s(&run_dir), "--sampler", "ancestral", "--variance", "large", "--steps", "6", "--n", "3", "--out", s(&out)]);
+    // `solve` honours the model's own (learned) variance unless told another.
+    let solved = |extra: &[&str]| {
+        let png = dir.path("solved.png");
+        let args =
+            ["solve", "--model", s(&run_dir), "--task", "inpaint", "--method", "projection", "--steps", "4", "--test-index", "0", "--data-dir", s(&subset)];
+        run_ok(&[&args[..], &["--out", s(&png)], extra].concat());
+        std::fs::read(&png).unwrap()
+    };
+    let own = solved(&[]);
+    assert_eq!(own, solved(&["--variance", "learned"]), "solve without --variance uses the model's learned variance");
+    assert_ne!(own, solved(&["--variance", "small"]));
 
     let vlb_with = |model: &Path, extra: &[&str]| {
         let args =
@@ -726,11 +763,11 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     let fixed_run = train_tiny_unet_with(&dir, "fixed-run", ddpm.clone(), serde_json::json!({"kind": "ddpm-simple"}), "small", 1, &[]);
     run_err(
         &[&["likelihood", "--model", s(&fixed_run), "--method", "vlb", "--variance", "learned"][..], &data].concat(),
-        &["--variance learned", "no learned variance", "small"],
+        &["--variance", "no learned variance", "found learned", "small"],
     );
     run_err(
         &["sample", "--model", s(&vp_run), "--sampler", "ancestral", "--variance", "learned", "--n", "2", "--out", s(&out)],
-        &["--variance learned", "no learned variance"],
+        &["--variance", "no learned variance", "found learned"],
     );
     let bad = |sde: serde_json::Value, loss: serde_json::Value, variance: &str, needles: &[&str]| {
         let config = dir.path("bad.json");

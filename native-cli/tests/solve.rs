@@ -198,6 +198,11 @@ fn bad_input_gives_one_error_line_naming_what_is_expected() {
     check(base("inpaint", "dps"), &["--test-index", "0", "--resample", "4"], &["--resample 4", "--method projection", "found --method dps"]);
     check(base("inpaint", "projection"), &["--test-index", "0", "--resample", "0"], &["--resample", "at least 1"]);
     check(base("inpaint", "projection"), &["--test-index", "0", "--resample", "2", "--sampler", "dpm-solver2m"], &["--resample", "dpm-solver2m", "ancestral"]);
+    // A learned variance asked of a model without one is refused (it panicked in the ancestral step).
+    check(base("inpaint", "projection"), &["--test-index", "0", "--variance", "learned"], &["--variance", "no learned variance", "found learned"]);
+    check(base("inpaint", "dps"), &["--test-index", "0", "--variance", "learned"], &["--variance", "no learned variance"]);
+    // An option the sampler does not have is refused, not ignored.
+    check(base("inpaint", "projection"), &["--test-index", "0", "--eta", "0.5"], &["--eta", "ancestral"]);
 }
 
 #[test]

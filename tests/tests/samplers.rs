@@ -28,7 +28,7 @@ use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
 use scorediff::param::{Coef, Marginal, Parameterization};
 use scorediff::precond::{EdmCoefs, Preconditioned};
-use scorediff::sampler::{Predictor, SamplerConfig, SamplerKind, Spacing, Variance};
+use scorediff::sampler::{Predictor, SamplerConfig, SamplerKind, SamplerSpec, Spacing, Variance};
 use scorediff::sde::{Sde, SdeConfig};
 use scorediff_tests::*;
 
@@ -39,29 +39,29 @@ const Z_MAX: f64 = 4.5;
 fn cases() -> Vec<(String, SamplerConfig)> {
     use SamplerKind::*;
     let mut v = vec![];
-    let mut add = |label: &str, kind, steps, tweak: &dyn Fn(&mut SamplerConfig)| {
-        let mut c = SamplerConfig::new(kind, steps);
-        tweak(&mut c);
-        v.push((label.to_string(), c));
+    let mut add = |label: &str, kind, steps, tweak: &dyn Fn(&mut SamplerSpec)| {
+        let mut spec = SamplerSpec { steps: Some(steps), ..SamplerSpec::new(kind) };
+        tweak(&mut spec);
+        v.push((label.to_string(), spec.build().expect("a valid sampler config")));
     };
     add("ancestral (small)", Ancestral, 500, &|_| {});
-    add("ancestral (large)", Ancestral, 1000, &|c| c.variance = Variance::Large);
+    add("ancestral (large)", Ancestral, 1000, &|c| c.variance = Some(Variance::Large));
     add("ddim eta=0", Ddim, 200, &|_| {});
     add("ddim eta=1 quadratic", Ddim, 500, &|c| {
-        c.eta = 1.0;
-        c.spacing = Spacing::Quadratic;
+        c.eta = Some(1.0);
+        c.spacing = Some(Spacing::Quadratic);
     });
     add("ald", Ald, 500, &|c| {
-        c.corrector_steps = 5;
-        c.step_lr = 0.3;
-        c.spacing = Spacing::Quadratic;
+        c.corrector_steps = Some(5);
+        c.step_lr = Some(0.3);
+        c.spacing = Some(Spacing::Quadratic);
     });
     add("euler-maruyama", EulerMaruyama, 1000, &|_| {});
     add("reverse-diffusion", ReverseDiffusion, 1000, &|_| {});
     add("pc (reverse-diffusion + langevin)", Pc, 500, &|_| {});
     add("pc (ancestral + langevin, denoise)", Pc, 500, &|c| {
-        c.predictor = Predictor::Ancestral;
-        c.denoise = true;
+        c.predictor = Some(Predictor::Ancestral);
+        c.denoise = Some(true);
     });
     add("ode-euler", OdeEuler, 500, &|_| {});
     add("ode-heun", OdeHeun, 100, &|_| {});
@@ -272,4 +272,24 @@ fn same_seed_same_samples() {
         assert_eq!(a.nfe, b.nfe, "{label}");
         assert_ne!(a.data, c.data, "{label}: another seed gave the same samples");
     }
+}
+
+/// A sampler's options are its own: one given to a sampler that has no such option is refused
+/// with the option and the sampler named, and each kind has its own defaults.
+#[test]
+fn an_option_of_another_sampler_is_refused() {
+    let parse = |json: &str| serde_json::from_str::<SamplerConfig>(json).map_err(|e| e.to_string());
+    for (json, field) in [
+        (r#"{"kind": "ancestral", "steps": 10, "eta": 0.5}"#, "eta"),
+        (r#"{"kind": "ddim", "variance": "large"}"#, "variance"),
+        (r#"{"kind": "ode-euler", "rtol": 0.001}"#, "rtol"),
+        (r#"{"kind": "dpm-solver2m", "predictor": "ancestral"}"#, "predictor"),
+    ] {
+        let err = parse(json).expect_err(json);
+        let kind = serde_json::from_str::<serde_json::Value>(json).unwrap()["kind"].as_str().unwrap().to_string();
+        assert!(err.contains(field) && err.contains(&kind), "{json}: {err}");
+    }
+    assert!(parse(r#"{"kind": "ddim", "steps": 10, "eta": 0.5}"#).is_ok());
+    assert!(parse(r#"{"kind": "pc", "predictor": "ancestral", "variance": "large", "snr": 0.1, "corrector_steps": 2}"#).is_ok());
+    assert!(parse(r#"{"kind": "ddim", "colour": 1}"#).is_err(), "an unknown option");
 }

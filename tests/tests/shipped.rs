@@ -29,7 +29,7 @@ use scorediff::model::ScoreFn;
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::sample;
-use scorediff::sampler::{SamplerConfig, SamplerKind};
+use scorediff::sampler::{SamplerConfig, SamplerKind, SamplerOptions};
 use scorediff::train::classifier::{CARD_FILE, ClassifierCard, WEIGHTS_FILE as CLASSIFIER_WEIGHTS, load_classifier_dir};
 use scorediff_tests::gaussian_fit;
 use std::path::PathBuf;
@@ -155,7 +155,7 @@ fn samples_classes(name: &str, classifier: &str, min_confidence: f64) {
     let sde = stored.card.sde().unwrap();
     let f = ScoreFn::new(&unet, sde.as_ref());
     let n = 16;
-    let config = SamplerConfig { variance: stored.card.variance, ..SamplerConfig::new(SamplerKind::Ancestral, 50) };
+    let config = SamplerConfig { options: SamplerOptions::Ancestral { variance: stored.card.variance }, ..SamplerConfig::new(SamplerKind::Ancestral, 50) };
     let x = sample(&config, &f, [n, 1, 28, 28], &mut NoiseSource::new(3), &device, |_, _, _| {});
     let (_, classifier) = load_classifier_dir(&models_dir().join(classifier), &device).unwrap();
     let logits: Vec<f64> = classifier.forward(x, None).into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();

@@ -288,10 +288,8 @@ pub fn toy_samples(toy: &str, n: u32, seed: u32) -> Result<Vec<f32>, JsError> {
 /// WebGPU (it reads back mid-step).
 #[wasm_bindgen]
 pub fn samplers() -> String {
-    let list: Vec<_> = scorediff::sampler::SamplerKind::ALL
-        .iter()
-        .map(|(k, name, about)| serde_json::json!({"name": name, "about": about, "flex_only": engine::reads_back(*k)}))
-        .collect();
+    let list: Vec<_> =
+        scorediff::sampler::SamplerKind::all().map(|k| serde_json::json!({"name": k.name(), "about": k.about(), "flex_only": k.reads_back()})).collect();
     serde_json::Value::Array(list).to_string()
 }
 

@@ -5,19 +5,22 @@
 //! The browser forbids synchronous reads of GPU memory (burn's WebGPU backend panics on
 //! `into_data()` in wasm; only `into_data_async().await` works). A few core routines read a
 //! scalar back in the middle of a step: the adaptive step size of RK45 (`ode-rk45`), the
-//! Langevin corrector's gradient norms (`pc`, `ald`), the angle of `slerp` and the training
-//! loop's non-finite-loss check. Those runs go to Flex on the CPU even when the page chose
-//! WebGPU, and say so ([`Run::backend`]); every other sampler runs on the chosen device.
+//! Langevin corrector's gradient norms (`pc`), the angle of `slerp` and the training loop's
+//! non-finite-loss check; each sampler says so itself ([`SamplerKind::reads_back`]). Those runs
+//! go to Flex on the CPU even when the page chose WebGPU, and say so ([`Run::backend`]); every
+//! other sampler runs on the chosen device.
 
 use scorediff::burn::module::Module;
 use scorediff::burn::tensor::{Device, Tensor, TensorData};
 use scorediff::data::toy::Toy;
+use scorediff::error::ConfigError;
 use scorediff::export::{LoadedNet, ModelCard};
+use scorediff::inverse::Inpainting;
 use scorediff::mixture::{MixtureFile, MixtureScore};
 use scorediff::model::{ScoreFn, ScoreModel};
 use scorediff::nn::{Guided, Mlp, MlpConfig, UNet};
 use scorediff::noise::NoiseSource;
-use scorediff::sampler::{Inpainting, SamplerConfig, SamplerKind, Sampling, Step, Variance, slerp};
+use scorediff::sampler::{SamplerConfig, SamplerKind, SamplerSpec, Sampling, slerp};
 use scorediff::sde::{Sde, SdeConfig};
 use scorediff::train::{LossConfig, OptimConfig, Trainer};
 use serde::{Deserialize, Serialize};
@@ -60,11 +63,6 @@ impl Target {
     }
 }
 
-/// Whether a sampler reads a value back in the middle of a step (see the module docs).
-pub fn reads_back(kind: SamplerKind) -> bool {
-    matches!(kind, SamplerKind::OdeRk45 | SamplerKind::Pc | SamplerKind::Ald)
-}
-
 /// The image panel's one-click sampler settings `(sampler, steps)`; the page opens on the
 /// first. DPM-Solver++(2M) at 10 steps is 10 network evaluations per image, what a browser can
 /// afford at once; ancestral sampling at 50 steps (5x the cost) is the robust fallback for a
@@ -75,8 +73,9 @@ pub const IMAGE_PRESETS: [(SamplerKind, usize); 2] = [(SamplerKind::DpmSolver2m,
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageRequest {
-    /// The sampler and its options (`{"kind": "ddim", "steps": 50, "eta": 0}`).
-    pub sampler: SamplerConfig,
+    /// The sampler and its options (`{"kind": "ddim", "steps": 50, "eta": 0}`), as given: the
+    /// model's own variance and data range complete it ([`ImageModel`]).
+    pub sampler: SamplerSpec,
     /// Seed of the prior draw and of every step's noise.
     pub seed: u64,
     /// Number of images, 1 to 64.
@@ -87,15 +86,11 @@ pub struct ImageRequest {
     pub guidance: f64,
     /// Inpainting: RePaint's steps per level (1: plain replacement).
     pub resample: usize,
-    /// Whether the sampler came without a `variance`: the model's own is used (`learned` for a
-    /// model trained with a learned variance), as on the command line.
-    #[serde(skip)]
-    pub model_variance: bool,
 }
 
 impl Default for ImageRequest {
     fn default() -> Self {
-        Self { sampler: SamplerConfig::new(SamplerKind::Ddim, 50), seed: 0, batch: 16, label: None, guidance: 0.0, resample: 1, model_variance: true }
+        Self { sampler: SamplerSpec { steps: Some(50), ..SamplerSpec::new(SamplerKind::Ddim) }, seed: 0, batch: 16, label: None, guidance: 0.0, resample: 1 }
     }
 }
 
@@ -114,30 +109,26 @@ fn parse<T: for<'de> Deserialize<'de>>(what: &str, json: &str) -> Result<T, Stri
     serde_json::from_str(json).map_err(|e| format!("{what}: {e}"))
 }
 
-/// Gives a sampler config without a `spacing` the sampler's own default (log-SNR for
-/// DPM-Solver++, as on the command line) instead of serde's uniform one.
-fn default_spacing(config: &mut SamplerConfig, value: Option<&serde_json::Value>) {
-    if value.and_then(|v| v.get("spacing")).is_none() {
-        config.spacing = scorediff::sampler::Spacing::default_for(config.kind);
-    }
+/// A sampler config's error as the page says it: the control's label where the page has one
+/// (`Steps`, `Sampler`), else the request's path (`sampler.eta`).
+pub fn sampler_error(e: ConfigError) -> String {
+    e.message_with(|field| match field {
+        "steps" => "Steps".into(),
+        "kind" => "Sampler".into(),
+        f => format!("sampler.{f}"),
+    })
 }
 
 /// Parses and checks a sampler config (`{"kind": "ddim", "steps": 50, ...}`).
 pub fn parse_sampler(json: &str) -> Result<SamplerConfig, String> {
-    let value: serde_json::Value = parse("sampler", json)?;
-    let mut config: SamplerConfig = serde_json::from_value(value.clone()).map_err(|e| format!("sampler: {e}"))?;
-    default_spacing(&mut config, Some(&value));
-    config.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
-    Ok(config)
+    let spec: SamplerSpec = parse("sampler", json)?;
+    spec.build().map_err(sampler_error)
 }
 
 /// Parses and checks a request.
 pub fn parse_image_request(json: &str) -> Result<ImageRequest, String> {
-    let value: serde_json::Value = parse("sampling request", json)?;
-    let mut r: ImageRequest = serde_json::from_value(value.clone()).map_err(|e| format!("sampling request: {e}"))?;
-    default_spacing(&mut r.sampler, value.get("sampler"));
-    r.model_variance = value.get("sampler").and_then(|s| s.get("variance")).is_none();
-    r.sampler.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
+    let r: ImageRequest = parse("sampling request", json)?;
+    r.sampler.clone().build().map_err(sampler_error)?;
     if !(1..=MAX_BATCH).contains(&r.batch) {
         return Err(format!("batch: expected 1 to {MAX_BATCH} images, found {}", r.batch));
     }
@@ -222,23 +213,15 @@ impl ImageModel {
         }
     }
 
-    /// The request's sampler, with the model's own variance unless the request names one; a
-    /// learned variance asked of a model that has none is an error.
+    /// The request's sampler for this model: its own variance unless the request names one (a
+    /// learned one asked of a model that has none is an error), its data range for `clip: auto`.
     fn sampler(&self, r: &ImageRequest) -> Result<SamplerConfig, String> {
-        let mut config = r.sampler.clone();
-        if r.model_variance {
-            config.variance = self.card.variance;
-        } else if config.variance == Variance::Learned && self.card.variance != Variance::Learned {
-            return Err(format!("sampler.variance: `{}` has no learned variance (its variance is {}); use small or large", self.card.name, self.card.variance));
-        }
-        // The model's data range: `clip: auto` (the default) clips the predicted x0 to it.
-        config.data_range = self.card.data_range();
-        config.validate()?;
-        Ok(config)
+        r.sampler.clone().build_for(self.card.variance, self.card.data_range()).map_err(|e| format!("`{}`: {}", self.card.name, sampler_error(e)))
     }
 
+    /// Where a sampler runs: Flex when it reads back mid-step (see the module docs).
     fn backend_for(&self, kind: SamplerKind) -> Backend {
-        if reads_back(kind) { Backend::Flex } else { self.target.backend }
+        if kind.reads_back() { Backend::Flex } else { self.target.backend }
     }
 
     fn device(&self, backend: Backend) -> Device {
@@ -255,7 +238,7 @@ impl ImageModel {
         let [c, h, w] = self.image_shape();
         let mut noise = NoiseSource::new(r.seed);
         let state = Sampling::new(&self.sampler(r)?, self.sde.as_ref(), [r.batch, c, h, w], &mut noise, &device);
-        Ok(Run::image(self.clone(), r, backend, ImageState::Sampling(state), noise))
+        Ok(Run::image(self.clone(), r, backend, Box::new(state), noise))
     }
 
     /// Starts sampling from latents on the great circle between the prior draws of two seeds:
@@ -284,7 +267,7 @@ impl ImageModel {
         let z = Tensor::<4>::from_data(TensorData::new(values, [alphas.len(), c, h, w]), &device);
         let state = Sampling::from_state(&self.sampler(r)?, self.sde.as_ref(), z);
         let r = ImageRequest { batch: alphas.len(), ..r.clone() };
-        Ok(Run::image(self.clone(), &r, backend, ImageState::Sampling(state), NoiseSource::new(r.seed)))
+        Ok(Run::image(self.clone(), &r, backend, Box::new(state), NoiseSource::new(r.seed)))
     }
 
     /// Starts inpainting `r.batch` copies of one image `y` (`[c, h, w]` values in `[-1, 1]`)
@@ -303,8 +286,10 @@ impl ImageModel {
         let rep = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.repeat(r.batch), [r.batch, c, h, w]), &device);
         let mut noise = NoiseSource::new(r.seed);
         let config = self.sampler(r)?;
-        let state = Inpainting::new(&config, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)?.with_resampling(r.resample, &config)?;
-        Ok(Run::image(self.clone(), r, backend, ImageState::Inpainting(state), noise))
+        let state = Inpainting::new(&config, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)
+            .and_then(|run| run.with_resampling(r.resample, &config))
+            .map_err(sampler_error)?;
+        Ok(Run::image(self.clone(), r, backend, Box::new(state), noise))
     }
 }
 
@@ -371,50 +356,49 @@ impl PointModel {
 
     /// Starts sampling `n` particles (their trajectories are the run's states).
     pub fn sample(self: &Rc<Self>, sampler: &SamplerConfig, n: usize, seed: u64) -> Result<Run, String> {
-        sampler.validate().map_err(|e| format!("sampler: {}", e.trim_start_matches("--")))?;
+        sampler.validate().map_err(sampler_error)?;
         if !(1..=20_000).contains(&n) {
             return Err(format!("particles: expected 1 to 20000, found {n}"));
         }
         let mut noise = NoiseSource::new(seed);
         let state = Sampling::new(sampler, self.sde(), [n, 2], &mut noise, &Device::flex());
-        Ok(Run { state: RunState::Point(self.clone(), state), noise, nfe: 0, backend: Backend::Flex })
+        Ok(Run { state: RunState::Point(self.clone()), run: AnyRun::Point(Box::new(state)), noise, nfe: 0, backend: Backend::Flex })
     }
 }
 
-/// The state of an image run.
-pub enum ImageState {
-    /// Plain sampling.
-    Sampling(Sampling<4>),
-    /// Projection inpainting.
-    Inpainting(Inpainting<4>),
+/// What a run computes with: an image model with its guidance, or a 2-D model.
+enum RunState {
+    Image { model: Rc<ImageModel>, labels: Option<Vec<usize>>, guidance: f64 },
+    Point(Rc<PointModel>),
 }
 
-enum RunState {
-    Image { model: Rc<ImageModel>, state: ImageState, labels: Option<Vec<usize>>, guidance: f64 },
-    Point(Rc<PointModel>, Sampling<2>),
+/// The core's run of either kind ([`scorediff::sampler::Run`]: sampling or inpainting).
+enum AnyRun {
+    Image(Box<dyn scorediff::sampler::Run<4>>),
+    Point(Box<dyn scorediff::sampler::Run<2>>),
 }
 
 /// A sampling run that advances one step per call, so the worker can post intermediate states
 /// and stop between steps.
 pub struct Run {
     state: RunState,
+    run: AnyRun,
     noise: NoiseSource,
     nfe: usize,
     backend: Backend,
 }
 
 impl Run {
-    fn image(model: Rc<ImageModel>, r: &ImageRequest, backend: Backend, state: ImageState, noise: NoiseSource) -> Self {
+    fn image(model: Rc<ImageModel>, r: &ImageRequest, backend: Backend, run: Box<dyn scorediff::sampler::Run<4>>, noise: NoiseSource) -> Self {
         let labels = r.label.map(|l| vec![l]);
-        Self { state: RunState::Image { model, state, labels, guidance: r.guidance }, noise, nfe: 0, backend }
+        Self { state: RunState::Image { model, labels, guidance: r.guidance }, run: AnyRun::Image(run), noise, nfe: 0, backend }
     }
 
     /// Takes one step; `Ok(false)` once finished.
     pub fn step(&mut self) -> Result<bool, String> {
-        let backend = self.backend;
-        match &mut self.state {
-            RunState::Image { model, state, labels, guidance } => {
-                let net = model.net(backend)?;
+        let more = match (&self.state, &mut self.run) {
+            (RunState::Image { model, labels, guidance }, AnyRun::Image(run)) => {
+                let net = model.net(self.backend)?;
                 let guided;
                 let m: &dyn ScoreModel<4> = match labels {
                     Some(l) => {
@@ -424,38 +408,35 @@ impl Run {
                     None => net,
                 };
                 let f = ScoreFn::new(m, model.sde.as_ref());
-                let more = match state {
-                    ImageState::Sampling(s) => s.next(&f, &mut self.noise),
-                    ImageState::Inpainting(s) => s.next(&f, &mut self.noise),
-                };
+                let more = run.next(&f, &mut self.noise);
                 self.nfe += f.nfe();
-                Ok(more)
+                more
             }
-            RunState::Point(model, s) => {
+            (RunState::Point(model), AnyRun::Point(run)) => {
                 let (m, sde) = model.parts();
                 let f = ScoreFn::new(m, sde);
-                let more = s.next(&f, &mut self.noise);
+                let more = run.next(&f, &mut self.noise);
                 self.nfe += f.nfe();
-                Ok(more)
+                more
             }
-        }
+            _ => unreachable!("an image run holds an image model, a point run a point model"),
+        };
+        Ok(more)
     }
 
     /// `(steps taken, steps in all)`.
     pub fn progress(&self) -> (usize, usize) {
-        match &self.state {
-            RunState::Image { state: ImageState::Sampling(s), .. } => s.progress(),
-            RunState::Image { state: ImageState::Inpainting(s), .. } => s.progress(),
-            RunState::Point(_, s) => s.progress(),
+        match &self.run {
+            AnyRun::Image(r) => r.progress(),
+            AnyRun::Point(r) => r.progress(),
         }
     }
 
     /// Whether the run has finished.
     pub fn is_done(&self) -> bool {
-        match &self.state {
-            RunState::Image { state: ImageState::Sampling(s), .. } => s.is_done(),
-            RunState::Image { state: ImageState::Inpainting(s), .. } => s.is_done(),
-            RunState::Point(_, s) => s.is_done(),
+        match &self.run {
+            AnyRun::Image(r) => r.is_done(),
+            AnyRun::Point(r) => r.is_done(),
         }
     }
 
@@ -471,23 +452,21 @@ impl Run {
 
     /// The current state's noise-free mean, flattened (`[batch, c, h, w]` or `[n, 2]`).
     pub fn state_tensor(&self) -> Tensor<1> {
-        fn flat<const D: usize>(s: &Step<D>) -> Tensor<1> {
-            let n = s.x_mean.shape().num_elements();
-            s.x_mean.clone().reshape([n])
+        fn flat<const D: usize>(x: &Tensor<D>) -> Tensor<1> {
+            let n = x.shape().num_elements();
+            x.clone().reshape([n])
         }
-        match &self.state {
-            RunState::Image { state: ImageState::Sampling(s), .. } => flat(s.state()),
-            RunState::Image { state: ImageState::Inpainting(s), .. } => flat(s.state()),
-            RunState::Point(_, s) => flat(s.state()),
+        match &self.run {
+            AnyRun::Image(r) => flat(&r.state().x_mean),
+            AnyRun::Point(r) => flat(&r.state().x_mean),
         }
     }
 
     /// The state's shape.
     pub fn shape(&self) -> Vec<usize> {
-        match &self.state {
-            RunState::Image { state: ImageState::Sampling(s), .. } => s.state().x.dims().to_vec(),
-            RunState::Image { state: ImageState::Inpainting(s), .. } => s.state().x.dims().to_vec(),
-            RunState::Point(_, s) => s.state().x.dims().to_vec(),
+        match &self.run {
+            AnyRun::Image(r) => r.state().x.dims().to_vec(),
+            AnyRun::Point(r) => r.state().x.dims().to_vec(),
         }
     }
 }

@@ -38,10 +38,11 @@
 //! backward pass; the step itself runs on detached tensors.
 
 use super::{MeasurementNoise, Operator, per_sample_sum};
+use crate::error::ConfigError;
 use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
 use crate::param::Coef;
-use crate::sampler::{Ancestral, Ddim, GridSampler, PredictionStep, SamplerConfig, SamplerKind, Sampling, Step, Transition, Variance, prior_sample, time_grid};
+use crate::sampler::{Ancestral, Ddim, GridSampler, PredictionStep, SamplerConfig, SamplerOptions, Sampling, Step, Transition, prior_sample};
 use crate::sde::Sde;
 use burn::tensor::{Device, Tensor};
 
@@ -54,6 +55,8 @@ pub struct DpsGradient<const D: usize> {
     pub grad: Tensor<D>,
     /// `||y - A(x0_hat(x_i))||_Lambda` of each sample.
     pub norms: Vec<f64>,
+    /// The model's variance output `v` at `(x_i, t)` (a learned variance), detached.
+    pub variance: Option<Tensor<D>>,
 }
 
 /// `t` moved back to `x`'s side of autodiff (a plain tensor stays plain).
@@ -66,7 +69,7 @@ fn like<const D: usize>(t: Tensor<D>, autodiff: bool) -> Tensor<D> {
 pub fn dps_gradient<const D: usize>(f: &ScoreFn<D>, op: &dyn Operator<D>, y: &Tensor<D>, weights: Option<&Tensor<D>>, x: Tensor<D>, t: f64) -> DpsGradient<D> {
     let autodiff = x.is_autodiff();
     let xg = x.clone().detach().autodiff().require_grad();
-    let pred = f.eval(xg.clone(), t);
+    let (pred, v) = f.eval_with_variance(xg.clone(), t);
     let residual = y.clone() - op.forward(pred.x0());
     let sq = residual.square();
     let sq = per_sample_sum(match weights {
@@ -78,7 +81,7 @@ pub fn dps_gradient<const D: usize>(f: &ScoreFn<D>, op: &dyn Operator<D>, y: &Te
     let grad = if autodiff { grad.autodiff() } else { grad };
     let norms = sq.inner().into_data().try_to_vec::<f32>().expect("f32 norms").into_iter().map(|v| (v as f64).sqrt()).collect();
     let pred = Prediction { x, out: like(pred.out, autodiff), param: pred.param, marginal: pred.marginal };
-    DpsGradient { pred, grad, norms }
+    DpsGradient { pred, grad, norms, variance: v.map(|v| like(v, autodiff)) }
 }
 
 /// One DPS transition (see the module docs).
@@ -93,22 +96,26 @@ pub struct Dps<const D: usize> {
 impl<const D: usize> Transition<D> for Dps<D> {
     fn transition(&mut self, x: Tensor<D>, t: f64, s: f64, f: &ScoreFn<D>, noise: &mut NoiseSource) -> Step<D> {
         let g = dps_gradient(f, self.op.as_ref(), &self.y, self.weights.as_ref(), x.clone(), t);
-        let step = self.step.step_from(x, &g.pred, t, s, f.sde(), noise);
+        let step = self.step.step_from(x, &g.pred, g.variance, t, s, f.sde(), noise);
         // zeta_i = zeta / ||r_i||, 0 where the residual vanishes (so does its gradient).
         let zeta = Coef::PerSample(g.norms.iter().map(|&n| if n > 0.0 { self.zeta / n } else { 0.0 }).collect());
         let correction = zeta.apply(g.grad);
         Step { x: step.x - correction.clone(), x_mean: step.x_mean - correction }
     }
+    /// The step sizes read the residuals' norms back.
+    fn reads_back(&self) -> bool {
+        true
+    }
 }
 
 /// A DPS run for the measurement `y` of `op` with noise `noise_model`, from a prior sample of
-/// `shape`: a [`Sampling`] to step with `next(f, noise)`. `config` chooses `ancestral`
-/// (its `variance`) or `ddim` (its `eta`), the steps and the spacing; `zeta` is the paper's
-/// `zeta'` (see the module docs).
+/// `shape`: a [`Sampling`] to step with [`Run::next`](crate::sampler::Run::next). `config`
+/// chooses `ancestral` (its `variance`, a learned one too) or `ddim` (its `eta`) and the grid;
+/// `zeta` is the paper's `zeta'` (see the module docs).
 ///
 /// # Errors
-/// For another sampler, a `zeta` that is negative or not finite, a `y` whose shape is not
-/// `A x`'s, or Poisson noise on a measurement that is not an image.
+/// For another sampler (field `sampler`), a `zeta` that is negative or not finite, a `y` whose
+/// shape is not `A x`'s, or Poisson noise on a measurement that is not an image (`noise`).
 #[allow(clippy::too_many_arguments)]
 pub fn dps<const D: usize>(
     config: &SamplerConfig,
@@ -120,30 +127,33 @@ pub fn dps<const D: usize>(
     shape: [usize; D],
     noise: &mut NoiseSource,
     device: &Device,
-) -> Result<Sampling<D>, String> {
+) -> Result<Sampling<D>, ConfigError> {
     config.validate()?;
-    let step: Box<dyn PredictionStep<D>> = match config.kind {
-        SamplerKind::Ancestral if config.variance == Variance::Learned => {
-            return Err("dps: a learned variance is not supported; expected --variance small or large".into());
-        }
-        SamplerKind::Ancestral => Box::new(Ancestral { variance: config.variance }),
-        SamplerKind::Ddim => Box::new(Ddim { eta: config.eta }),
-        other => {
-            return Err(format!("dps: expected the ancestral or ddim sampler, found {other}"));
-        }
-    };
+    let step = prediction_step::<D>(config)?;
     if !(zeta.is_finite() && zeta >= 0.0) {
-        return Err(format!("dps step size zeta: expected a finite number >= 0, found {zeta}"));
+        return Err(ConfigError::new("zeta", "a finite number >= 0 (the dps step size)", zeta));
     }
     noise_model.validate()?;
     if matches!(noise_model, MeasurementNoise::Poisson { .. }) && !op.image_valued() {
-        return Err(format!("poisson noise: expected a measurement that is an image, found {}", op.describe()));
+        return Err(ConfigError::new("noise", format!("gaussian or none for {}, whose measurement is not an image", op.describe()), noise_model));
     }
     super::check_measurement(op.as_ref(), &y, shape, device)?;
     let weights = noise_model.weights(&y);
     let transition = Dps { step, op, y, weights, zeta };
     let x = prior_sample(sde, shape, noise, device);
-    Ok(Sampling::with_sampler(Box::new(GridSampler::new(time_grid(sde, config.steps, config.spacing), transition)), x, config.x0_clip()?))
+    Ok(Sampling::with_sampler(Box::new(GridSampler::new(config.grid.times(sde, sde.t_max()), transition)), x, config.x0_clip()?))
+}
+
+/// The unconditional step DPS corrects: `config`'s ancestral or DDIM step.
+///
+/// # Errors
+/// For another sampler (field `sampler`).
+pub fn prediction_step<const D: usize>(config: &SamplerConfig) -> Result<Box<dyn PredictionStep<D>>, ConfigError> {
+    match config.options {
+        SamplerOptions::Ancestral { variance } => Ok(Box::new(Ancestral { variance })),
+        SamplerOptions::Ddim { eta } => Ok(Box::new(Ddim { eta })),
+        other => Err(ConfigError::new("sampler", "ancestral or ddim for dps", other.kind())),
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +161,7 @@ mod tests {
     use super::super::{AvgPool, Dense, FourierMagnitude, Matrix};
     use super::*;
     use crate::mixture::{GaussianMixture, MixtureScore};
+    use crate::sampler::{Run, SamplerKind};
     use crate::sde::VpSde;
     use crate::test_util::*;
 
@@ -255,7 +266,7 @@ mod tests {
             let op = Box::new(FourierMagnitude::new([4, 4]));
             let y = Tensor::<4>::zeros([1, 1, y_side, y_side], &dev);
             let cfg = SamplerConfig::new(kind, 5);
-            dps(&cfg, &sde, op, y, noise_model, zeta, [1, 1, 4, 4], &mut noise, &dev).err().unwrap()
+            dps(&cfg, &sde, op, y, noise_model, zeta, [1, 1, 4, 4], &mut noise, &dev).err().unwrap().to_string()
         };
         let e = error(SamplerKind::OdeEuler, 8, MeasurementNoise::None, 1.0);
         assert!(e.contains("ancestral or ddim"), "{e}");

@@ -16,6 +16,8 @@
 //!   ([`sdedit`], Meng et al. 2022); guidance by a noise-conditional classifier
 //!   ([`ClassifierGuidance`], Song et al. 2021, eq. 14; Dhariwal & Nichol 2021).
 //! - Baselines ([`baseline`]): the masked input, bicubic upsampling, Wiener deconvolution.
+//! - Which method fits which task, and solving it ([`Method`]); scoring a reconstruction
+//!   against the truth ([`score`]: PSNR and SSIM, after alignment for phase retrieval).
 //!
 //! # Shapes
 //! Image operators take `[batch, channels, height, width]` and return the measurement as a
@@ -35,10 +37,12 @@ mod dense;
 pub mod dps;
 mod guidance;
 mod mask;
+mod method;
 mod noise;
 mod phase;
 mod projection;
 mod resize;
+mod score;
 mod sdedit;
 mod task;
 
@@ -49,10 +53,12 @@ pub use dense::Dense;
 pub use dps::{DpsGradient, dps, dps_gradient};
 pub use guidance::{ClassifierGuidance, NoisyClassifier};
 pub use mask::Mask;
+pub use method::{Method, MethodKind, OwnedLinear, Problem};
 pub use noise::MeasurementNoise;
 pub use phase::{FourierMagnitude, RECOVERED_PSNR_DB, align_phase};
 pub use projection::{Inpainting, Projection};
 pub use resize::{AvgPool, Bicubic, Resample, cubic_resize_matrix, keys_cubic};
+pub use score::{Scores, score};
 pub use sdedit::sdedit;
 pub use task::{Downsample, GrayWeights, MaskSpec, Task, TaskKind};
 
@@ -113,10 +119,19 @@ impl<const D: usize, T: LinearOperator<D> + ?Sized> LinearOperator<D> for &T {
 }
 
 /// Checks that `y` has the shape of `A x` for states of `shape`.
-pub fn check_measurement<const D: usize>(op: &dyn Operator<D>, y: &Tensor<D>, shape: [usize; D], device: &burn::tensor::Device) -> Result<(), String> {
+pub fn check_measurement<const D: usize>(
+    op: &dyn Operator<D>,
+    y: &Tensor<D>,
+    shape: [usize; D],
+    device: &burn::tensor::Device,
+) -> Result<(), crate::error::ConfigError> {
     let expected = op.forward(Tensor::<D>::zeros(shape, device)).dims();
     if y.dims() != expected {
-        return Err(format!("measurement: expected shape {expected:?} (A x for states of shape {shape:?}), found {:?}", y.dims()));
+        return Err(crate::error::ConfigError::new(
+            "measurement",
+            format!("shape {expected:?} (A x for states of shape {shape:?})"),
+            format!("{:?}", y.dims()),
+        ));
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! `Lambda_jj = rate / (4 (y_j + 1))`, where `y_j + 1` is floored at one photon, `2 / rate`, so
 //! that a pixel with no counts has a finite weight. [`MeasurementNoise::weights`] gives it.
 
+use crate::error::ConfigError;
 use crate::noise::NoiseSource;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -80,13 +81,11 @@ impl MeasurementNoise {
         }
     }
 
-    /// Checks ranges.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks ranges (field `noise`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match *self {
-            Self::Gaussian { sigma } if !(sigma.is_finite() && sigma >= 0.0) => {
-                Err(format!("--noise gaussian: expected a standard deviation >= 0, found {sigma}"))
-            }
-            Self::Poisson { rate } if !(rate.is_finite() && rate > 0.0) => Err(format!("--noise poisson: expected a rate > 0, found {rate}")),
+            Self::Gaussian { sigma } if !(sigma.is_finite() && sigma >= 0.0) => Err(ConfigError::new("noise", "gaussian with a standard deviation >= 0", self)),
+            Self::Poisson { rate } if !(rate.is_finite() && rate > 0.0) => Err(ConfigError::new("noise", "poisson with a rate > 0", self)),
             _ => Ok(()),
         }
     }
@@ -104,7 +103,7 @@ impl FromStr for MeasurementNoise {
             Some(("poisson", v)) => Self::Poisson { rate: value(v)? },
             _ => return Err(format!("unknown noise `{s}`: {expected}")),
         };
-        noise.validate()?;
+        noise.validate().map_err(|e| e.to_string())?;
         Ok(noise)
     }
 }

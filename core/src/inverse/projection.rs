@@ -29,9 +29,10 @@
 //! shape with the observed values where the mask is 1).
 
 use super::{LinearOperator, Mask};
+use crate::error::ConfigError;
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
-use crate::sampler::{SamplerConfig, Sampling, Step};
+use crate::sampler::{Run, SamplerConfig, Sampling, Step};
 use crate::sde::Sde;
 use burn::tensor::{Device, Tensor};
 
@@ -55,7 +56,7 @@ struct Measured<const D: usize, O> {
 
 impl<const D: usize, O: LinearOperator<D>> Measured<D, O> {
     /// `x - A^+ A x + A^+ (m y + s A z)` for `x`, and the same with `z = 0` for `x_mean`.
-    fn project(&self, state: Step<D>, sde: &dyn Sde, t: f64, noise: &mut NoiseSource) -> Step<D> {
+    fn project(&self, state: &Step<D>, sde: &dyn Sde, t: f64, noise: &mut NoiseSource) -> Step<D> {
         let (m, s) = if t == 0.0 { (1.0, 0.0) } else { sde.marginal(t) };
         let op = &self.op;
         let pinv = |y: Tensor<D>| op.adjoint(y).div_scalar(self.scale);
@@ -67,7 +68,7 @@ impl<const D: usize, O: LinearOperator<D>> Measured<D, O> {
         } else {
             known_mean.clone()
         };
-        Step { x: drop_measured(state.x) + known, x_mean: drop_measured(state.x_mean) + known_mean }
+        Step { x: drop_measured(state.x.clone()) + known, x_mean: drop_measured(state.x_mean.clone()) + known_mean }
     }
 }
 
@@ -76,8 +77,8 @@ impl<const D: usize, O: LinearOperator<D>> Projection<D, O> {
     /// process's draw at `T`.
     ///
     /// # Errors
-    /// When `op` has no pseudo-inverse of the form `A^T / c`, or `y` is not the shape of
-    /// `A x` for a state of `shape`.
+    /// When `op` has no pseudo-inverse of the form `A^T / c` (field `method`), or `y` is not
+    /// the shape of `A x` for a state of `shape` (field `measurement`).
     pub fn with_operator(
         config: &SamplerConfig,
         sde: &dyn Sde,
@@ -86,59 +87,56 @@ impl<const D: usize, O: LinearOperator<D>> Projection<D, O> {
         shape: [usize; D],
         noise: &mut NoiseSource,
         device: &Device,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         let Some(scale) = op.pinv_scale() else {
-            return Err(format!(
-                "projection: expected a linear operator whose pseudo-inverse is A^T / c (a mask, colorization, average pooling), found {}",
-                op.describe()
+            return Err(ConfigError::new(
+                "method",
+                "for projection, a linear operator whose pseudo-inverse is A^T / c (a mask, colorization, average pooling)",
+                op.describe(),
             ));
         };
         super::check_measurement(&op, &y, shape, device)?;
         let measured = Measured { op, y, scale };
         let mut run = Sampling::new(config, sde, shape, noise, device);
         let t = run.time();
-        run.state = measured.project(run.state.clone(), sde, t, noise);
+        let projected = measured.project(run.state(), sde, t, noise);
+        run.set_state(projected);
         Ok(Self { run, measured, resample: 1 })
     }
 
     /// Takes every level's step `u` times, noising the projected state back in between
-    /// (RePaint's resampling with jump length 1; `u = 1` is the plain method).
+    /// (RePaint's resampling with jump length 1; `u = 1` is the plain method). `config` is the
+    /// run's, to name its sampler.
     ///
     /// # Errors
-    /// When `u` is 0, or above 1 for a sampler whose steps cannot be retaken (DPM-Solver++(2M)
-    /// remembers the previous step; RK45 and annealed Langevin have no fixed grid of steps).
-    pub fn with_resampling(mut self, u: usize, config: &SamplerConfig) -> Result<Self, String> {
+    /// When `u` is 0, or above 1 for a sampler whose steps cannot be retaken
+    /// ([`crate::sampler::Sampler::can_rewind`]: DPM-Solver++(2M) remembers the previous step;
+    /// RK45 and annealed Langevin have no fixed grid of steps); field `resample`.
+    pub fn with_resampling(mut self, u: usize, config: &SamplerConfig) -> Result<Self, ConfigError> {
         if u == 0 {
-            return Err("resample: expected at least 1 step per level (1: no resampling), found 0".into());
+            return Err(ConfigError::new("resample", "at least 1 step per level (1: no resampling)", 0));
         }
-        if u > 1 && !config.kind.can_rewind() {
-            return Err(format!(
-                "resample: {} cannot retake a step (it is multistep or adaptive); expected a one-step sampler such as ancestral or ddim, or resample 1",
-                config.kind.name()
+        if u > 1 && !self.run.can_rewind() {
+            return Err(ConfigError::new(
+                "resample",
+                format!("1 for {}, which cannot retake a step (it is multistep or adaptive), or a one-step sampler such as ancestral or ddim", config.kind()),
+                u,
             ));
         }
         self.resample = u;
         Ok(self)
     }
 
-    /// The current state.
-    pub fn state(&self) -> &Step<D> {
-        self.run.state()
+    /// The result: the last step's mean, with `A x = y` exactly.
+    pub fn output(self) -> Tensor<D> {
+        self.run.output()
     }
+}
 
-    /// `(steps taken, steps in all)`.
-    pub fn progress(&self) -> (usize, usize) {
-        self.run.progress()
-    }
-
-    /// Whether the run has finished.
-    pub fn is_done(&self) -> bool {
-        self.run.is_done()
-    }
-
+impl<const D: usize, O: LinearOperator<D>> Run<D> for Projection<D, O> {
     /// One level: the sampler step followed by the projection, retaken from a re-noised state
     /// while resampling asks for it; returns `false` once finished.
-    pub fn next(&mut self, f: &ScoreFn<D>, noise: &mut NoiseSource) -> bool {
+    fn next(&mut self, f: &ScoreFn<D>, noise: &mut NoiseSource) -> bool {
         if self.run.is_done() {
             return false;
         }
@@ -149,22 +147,38 @@ impl<const D: usize, O: LinearOperator<D>> Projection<D, O> {
             // At the end the measured component is the observation itself.
             let done = self.run.is_done();
             let s = if done { 0.0 } else { self.run.time() };
-            self.run.state = self.measured.project(self.run.state.clone(), sde, s, noise);
+            let projected = self.measured.project(self.run.state(), sde, s, noise);
+            self.run.set_state(projected);
             if done || u == self.resample || !self.run.rewind() {
                 break;
             }
             // Back to `t` by the forward process, `x_t = a x_s + std z`.
             let (a, std) = sde.transition(s, t);
-            let x = self.run.state.x.clone();
+            let x = self.run.state().x.clone();
             let z = noise.normal(x.dims(), &x.device());
-            self.run.state = Step::deterministic(x.mul_scalar(a) + z.mul_scalar(std));
+            self.run.set_state(Step::deterministic(x.mul_scalar(a) + z.mul_scalar(std)));
         }
         true
     }
 
-    /// The result: the last step's mean, with `A x = y` exactly.
-    pub fn output(self) -> Tensor<D> {
-        self.run.output()
+    fn progress(&self) -> (usize, usize) {
+        self.run.progress()
+    }
+
+    fn is_done(&self) -> bool {
+        self.run.is_done()
+    }
+
+    fn state(&self) -> &Step<D> {
+        self.run.state()
+    }
+
+    fn time(&self) -> f64 {
+        self.run.time()
+    }
+
+    fn output(self: Box<Self>) -> Tensor<D> {
+        (*self).output()
     }
 }
 
@@ -172,10 +186,10 @@ impl<const D: usize> Inpainting<D> {
     /// Projection inpainting of `y`, known where `mask = 1` (the mask is thresholded at 1/2).
     ///
     /// # Errors
-    /// When `mask` and `y` differ in shape.
-    pub fn new(config: &SamplerConfig, sde: &dyn Sde, y: Tensor<D>, mask: Tensor<D>, noise: &mut NoiseSource, device: &Device) -> Result<Self, String> {
+    /// When `mask` and `y` differ in shape (field `mask`).
+    pub fn new(config: &SamplerConfig, sde: &dyn Sde, y: Tensor<D>, mask: Tensor<D>, noise: &mut NoiseSource, device: &Device) -> Result<Self, ConfigError> {
         if y.dims() != mask.dims() {
-            return Err(format!("mask: expected the observation's shape {:?}, found {:?}", y.dims(), mask.dims()));
+            return Err(ConfigError::new("mask", format!("the observation's shape {:?}", y.dims()), format!("{:?}", mask.dims())));
         }
         let shape = y.dims();
         let op = Mask::new(mask);
@@ -269,11 +283,11 @@ mod tests {
             let config = SamplerConfig::new(kind, 5);
             Inpainting::new(&config, &sde, y.clone(), mask.clone(), &mut NoiseSource::new(0), &dev).unwrap().with_resampling(u, &config).err()
         };
-        let e = run(SamplerKind::DpmSolver2m, 2).unwrap();
+        let e = run(SamplerKind::DpmSolver2m, 2).unwrap().to_string();
         assert!(e.contains("resample") && e.contains("dpm-solver2m"), "{e}");
         assert!(run(SamplerKind::DpmSolver2m, 1).is_none());
         assert!(run(SamplerKind::Ddim, 4).is_none());
-        let e = run(SamplerKind::Ancestral, 0).unwrap();
+        let e = run(SamplerKind::Ancestral, 0).unwrap().to_string();
         assert!(e.contains("at least 1"), "{e}");
     }
 
@@ -336,8 +350,10 @@ mod tests {
         let sde = VpSde::new(0.1, 20.0).unwrap();
         let blur = super::super::Blur::gaussian(3, 1.0).unwrap();
         let y = Tensor::<4>::zeros([1, 1, 4, 4], &dev);
-        let e =
-            Projection::with_operator(&SamplerConfig::new(SamplerKind::Ddim, 5), &sde, blur, y, [1, 1, 4, 4], &mut NoiseSource::new(0), &dev).err().unwrap();
+        let e = Projection::with_operator(&SamplerConfig::new(SamplerKind::Ddim, 5), &sde, blur, y, [1, 1, 4, 4], &mut NoiseSource::new(0), &dev)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("pseudo-inverse") && e.contains("Gaussian blur"), "{e}");
     }
 
@@ -347,7 +363,7 @@ mod tests {
         let sde = VpSde::new(0.1, 20.0).unwrap();
         let y = Tensor::<2>::zeros([3, 2], &dev);
         let mask = Tensor::<2>::zeros([3, 1], &dev);
-        let err = Inpainting::new(&SamplerConfig::new(SamplerKind::Ddim, 5), &sde, y, mask, &mut NoiseSource::new(0), &dev).err().unwrap();
+        let err = Inpainting::new(&SamplerConfig::new(SamplerKind::Ddim, 5), &sde, y, mask, &mut NoiseSource::new(0), &dev).err().unwrap().to_string();
         assert!(err.contains("mask"), "{err}");
     }
 }

@@ -7,18 +7,20 @@
 //! it; in between the output is realistic under the prior and close to the guide. With an exact
 //! score and a fine ancestral grid the output is a draw of `p(x_0 | x_{t0})`.
 
+use crate::error::ConfigError;
 use crate::noise::NoiseSource;
 use crate::sampler::{SamplerConfig, Sampling};
 use crate::sde::Sde;
 use burn::tensor::Tensor;
 
-/// An SDEdit run from `guide` (`[batch, ...]`) at `t0`, to step with `next(f, noise)`.
+/// An SDEdit run from `guide` (`[batch, ...]`) at `t0`, to step with
+/// [`Run::next`](crate::sampler::Run::next).
 ///
 /// # Errors
-/// When `t0` is not in `(0, T]`.
-pub fn sdedit<const D: usize>(config: &SamplerConfig, sde: &dyn Sde, guide: Tensor<D>, t0: f64, noise: &mut NoiseSource) -> Result<Sampling<D>, String> {
+/// When `t0` is not in `(0, T]` (field `t0`).
+pub fn sdedit<const D: usize>(config: &SamplerConfig, sde: &dyn Sde, guide: Tensor<D>, t0: f64, noise: &mut NoiseSource) -> Result<Sampling<D>, ConfigError> {
     if !(t0 > 0.0 && t0 <= sde.t_max()) {
-        return Err(format!("sdedit start time t0: expected a time in (0, {}], found {t0}", sde.t_max()));
+        return Err(ConfigError::new("t0", format!("a start time in (0, {}] for sdedit", sde.t_max()), t0));
     }
     config.validate()?;
     let t0 = sde.snap(t0.max(sde.t_min()));
@@ -33,7 +35,7 @@ mod tests {
     use super::*;
     use crate::mixture::{GaussianMixture, MixtureScore};
     use crate::model::ScoreFn;
-    use crate::sampler::SamplerKind;
+    use crate::sampler::{Run, SamplerKind};
     use crate::sde::VpSde;
     use crate::test_util::*;
 
@@ -65,7 +67,8 @@ mod tests {
             assert!((mean - em).abs() < 4.0 * se, "t0 {t0}: mean {mean} vs {em}");
             assert!((var - ev).abs() < 4.0 * ev * (2.0 / n as f64).sqrt(), "t0 {t0}: variance {var} vs {ev}");
         }
-        let e = sdedit(&SamplerConfig::new(SamplerKind::Ddim, 5), &sde, Tensor::<2>::zeros([1, 1], &dev), 0.0, &mut NoiseSource::new(0)).err().unwrap();
+        let e =
+            sdedit(&SamplerConfig::new(SamplerKind::Ddim, 5), &sde, Tensor::<2>::zeros([1, 1], &dev), 0.0, &mut NoiseSource::new(0)).err().unwrap().to_string();
         assert!(e.contains("t0"), "{e}");
     }
 }

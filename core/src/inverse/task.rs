@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 /// An inverse problem, by its command-line name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = TaskKind::unknown)]
 pub enum TaskKind {
     /// Fill missing pixels.
     Inpaint,
@@ -33,35 +34,16 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    /// Every task with its name.
-    pub const ALL: [(TaskKind, &'static str); 6] = [
-        (TaskKind::Inpaint, "inpaint"),
-        (TaskKind::SuperResolution, "super-resolution"),
-        (TaskKind::Deblur, "deblur"),
-        (TaskKind::MotionDeblur, "motion-deblur"),
-        (TaskKind::Colorize, "colorize"),
-        (TaskKind::PhaseRetrieval, "phase-retrieval"),
-    ];
+    /// Every task.
+    pub const ALL: [TaskKind; 6] = [Self::Inpaint, Self::SuperResolution, Self::Deblur, Self::MotionDeblur, Self::Colorize, Self::PhaseRetrieval];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(k, _)| *k == self).map(|(_, n)| *n).unwrap_or("?")
+        self.into()
     }
-}
 
-impl FromStr for TaskKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.iter().find(|(_, n)| *n == s).map(|(k, _)| *k).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|(_, n)| *n).collect();
-            format!("unknown task `{s}`: expected one of {}", names.join(", "))
-        })
-    }
-}
-
-impl std::fmt::Display for TaskKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("task", s, <Self as strum::VariantNames>::VARIANTS)
     }
 }
 
@@ -110,8 +92,9 @@ impl FromStr for MaskSpec {
 }
 
 /// Downsampling kernel of super-resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Downsample::unknown)]
 pub enum Downsample {
     /// Average pooling.
     Pool,
@@ -119,20 +102,19 @@ pub enum Downsample {
     Bicubic,
 }
 
-impl FromStr for Downsample {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pool" => Ok(Self::Pool),
-            "bicubic" => Ok(Self::Bicubic),
-            _ => Err(format!("unknown downsampling `{s}`: expected pool or bicubic")),
-        }
+impl Downsample {
+    /// Every kernel.
+    pub const ALL: [Downsample; 2] = [Self::Pool, Self::Bicubic];
+
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("downsampling", s, <Self as strum::VariantNames>::VARIANTS)
     }
 }
 
 /// Grey-level weights of colorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = GrayWeights::unknown)]
 pub enum GrayWeights {
     /// The channel mean.
     Mean,
@@ -140,14 +122,12 @@ pub enum GrayWeights {
     Luma,
 }
 
-impl FromStr for GrayWeights {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mean" => Ok(Self::Mean),
-            "luma" => Ok(Self::Luma),
-            _ => Err(format!("unknown grey weights `{s}`: expected mean or luma")),
-        }
+impl GrayWeights {
+    /// Every choice.
+    pub const ALL: [GrayWeights; 2] = [Self::Mean, Self::Luma];
+
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("grey weights", s, <Self as strum::VariantNames>::VARIANTS)
     }
 }
 
@@ -256,10 +236,9 @@ mod tests {
 
     #[test]
     fn names_and_specs_parse() {
-        for (k, n) in TaskKind::ALL {
-            assert_eq!(n.parse::<TaskKind>().unwrap(), k);
-            assert_eq!(k.to_string(), n);
-        }
+        crate::names::serde_agrees(&TaskKind::ALL);
+        crate::names::serde_agrees(&Downsample::ALL);
+        crate::names::serde_agrees(&GrayWeights::ALL);
         let e = "denoise".parse::<TaskKind>().unwrap_err();
         assert!(e.contains("inpaint") && e.contains("phase-retrieval"), "{e}");
         assert_eq!("box".parse::<MaskSpec>().unwrap(), MaskSpec::CenterBox);
@@ -271,7 +250,7 @@ mod tests {
     #[test]
     fn every_task_builds_for_mnist_and_colorize_needs_colour() {
         let dev = device();
-        for (k, _) in TaskKind::ALL {
+        for k in TaskKind::ALL {
             let task = Task::new(k);
             let r = task.build([1, 28, 28], &dev);
             if k == TaskKind::Colorize {

@@ -32,8 +32,9 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// How the divergence of the drift is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Divergence::unknown)]
 pub enum Divergence {
     /// Exact: one backward pass per data dimension.
     Exact,
@@ -44,26 +45,11 @@ pub enum Divergence {
 }
 
 impl Divergence {
-    /// Every method with its command-line name.
-    pub const ALL: [(Divergence, &'static str); 3] =
-        [(Divergence::Exact, "exact"), (Divergence::HutchinsonRademacher, "hutchinson-rademacher"), (Divergence::HutchinsonGaussian, "hutchinson-gaussian")];
-}
+    /// Every method.
+    pub const ALL: [Divergence; 3] = [Self::Exact, Self::HutchinsonRademacher, Self::HutchinsonGaussian];
 
-impl std::str::FromStr for Divergence {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .iter()
-            .find(|(_, n)| *n == s)
-            .map(|(d, _)| *d)
-            .ok_or_else(|| format!("unknown divergence `{s}`: expected exact, hutchinson-rademacher or hutchinson-gaussian"))
-    }
-}
-
-impl std::fmt::Display for Divergence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = Self::ALL.iter().find(|(d, _)| d == self).map_or("?", |(_, n)| n);
-        f.write_str(name)
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("divergence", s, <Self as strum::VariantNames>::VARIANTS)
     }
 }
 
@@ -87,12 +73,10 @@ impl Default for LikelihoodConfig {
 }
 
 impl LikelihoodConfig {
-    /// Checks ranges, naming the offending option.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [("--rtol", self.rtol), ("--atol", self.atol), ("--t-min", self.t_min)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("{name}: expected a finite number > 0, found {v}"));
-            }
+    /// Checks ranges, naming the offending field.
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        for (name, v) in [("rtol", self.rtol), ("atol", self.atol), ("t_min", self.t_min)] {
+            crate::error::positive(name, v)?;
         }
         Ok(())
     }

@@ -28,186 +28,9 @@
 use super::{PredictionStep, Step, Transition};
 use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
-use crate::param::Coef;
-use crate::sde::Sde;
+use crate::param::Variance;
+use crate::sde::{Posterior, Posteriors, Sde};
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
-use std::str::FromStr;
-
-/// The reverse-process variance: DDPM's two fixed choices or Nichol & Dhariwal's learned range.
-///
-/// Serialised as `small`, `large`, `learned`; `fixed-small`, `fixed-large` and `learned-range`
-/// are accepted too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Variance {
-    /// The posterior variance `beta~_t` (optimal for deterministic `x_0`).
-    #[default]
-    #[serde(alias = "fixed-small")]
-    Small,
-    /// The forward variance `beta_t` (optimal for `x_0 ~ N(0, I)`).
-    #[serde(alias = "fixed-large")]
-    Large,
-    /// Learned per element between the two (Nichol & Dhariwal eq. 15); needs a model whose
-    /// [`ScoreModel::forward_with_variance`](crate::model::ScoreModel::forward_with_variance)
-    /// returns `v`.
-    #[serde(alias = "learned-range")]
-    Learned,
-}
-
-impl FromStr for Variance {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "small" | "fixed-small" => Ok(Self::Small),
-            "large" | "fixed-large" => Ok(Self::Large),
-            "learned" | "learned-range" => Ok(Self::Learned),
-            _ => Err(format!("unknown variance `{s}`: expected small, large or learned")),
-        }
-    }
-}
-
-impl std::fmt::Display for Variance {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Small => "small",
-            Self::Large => "large",
-            Self::Learned => "learned",
-        })
-    }
-}
-
-/// The forward process's posterior `q(x_s | x_t, x_0) = N(coef_x x_t + coef_x0 x_0, var_small I)`
-/// for `s < t`, and the variances the reverse step may use (see the [module docs](self)).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Posterior {
-    /// `a s_s^2 / s_t^2`.
-    pub coef_x: f64,
-    /// `m_s v / s_t^2`.
-    pub coef_x0: f64,
-    /// `beta~ = v s_s^2 / s_t^2`, the posterior variance ("fixed small").
-    pub var_small: f64,
-    /// `beta = v`, the forward transition's variance from `s` to `t` ("fixed large").
-    pub var_large: f64,
-    /// `log beta~`, at `s = 0` clipped to one step above (see the [module docs](self)).
-    pub log_var_small_clipped: f64,
-}
-
-impl Posterior {
-    /// The posterior from `t` to `s < t` under `sde`.
-    pub fn new(sde: &dyn Sde, t: f64, s: f64) -> Self {
-        let (ms, ss) = sde.marginal(s);
-        let (_, st) = sde.marginal(t);
-        let (a, std_ts) = sde.transition(s, t);
-        let v = std_ts * std_ts;
-        let var_small = v * ss * ss / (st * st);
-        let log_var_small_clipped = if var_small > 0.0 {
-            var_small.ln()
-        } else if t < sde.t_max() {
-            let up = (2.0 * t - s).min(sde.t_max());
-            Self::new(sde, up, t).log_var_small_clipped
-        } else {
-            // A single step from T to 0: nothing above; the range collapses to beta.
-            v.ln()
-        };
-        Self { coef_x: a * ss * ss / (st * st), coef_x0: ms * v / (st * st), var_small, var_large: v, log_var_small_clipped }
-    }
-
-    /// The standard deviation of a fixed-variance step (`Small`: `sqrt(beta~)`, `Large`:
-    /// `sqrt(beta)`).
-    ///
-    /// # Panics
-    /// For [`Variance::Learned`], whose variance depends on the model's output (use
-    /// [`Posteriors::model_log_variance`]).
-    pub fn fixed_std(&self, variance: Variance) -> f64 {
-        match variance {
-            Variance::Small => self.var_small.sqrt(),
-            Variance::Large => self.var_large.sqrt(),
-            Variance::Learned => {
-                panic!("a learned variance depends on the model output, not on the posterior alone")
-            }
-        }
-    }
-}
-
-/// The posteriors of a batch, one shared by all samples or one per sample, applied to tensors
-/// by broadcasting (as [`Coef`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Posteriors {
-    posteriors: Vec<Posterior>,
-    shared: bool,
-}
-
-impl Posteriors {
-    /// One posterior from `t` to `s` for the whole batch.
-    pub fn shared(sde: &dyn Sde, t: f64, s: f64) -> Self {
-        Self { posteriors: vec![Posterior::new(sde, t, s)], shared: true }
-    }
-
-    /// Sample `i` goes from `ts[i]` to `ss[i]`.
-    pub fn per_sample(sde: &dyn Sde, ts: &[f64], ss: &[f64]) -> Self {
-        Self { posteriors: ts.iter().zip(ss).map(|(&t, &s)| Posterior::new(sde, t, s)).collect(), shared: false }
-    }
-
-    fn coef(&self, f: impl Fn(&Posterior) -> f64) -> Coef {
-        if self.shared { Coef::Shared(f(&self.posteriors[0])) } else { Coef::PerSample(self.posteriors.iter().map(f).collect()) }
-    }
-
-    /// The posterior mean `coef_x x_t + coef_x0 x_0`.
-    ///
-    /// # Shapes
-    /// - `x_t`, `x0`, output: `[batch, ...]`
-    pub fn mean<const D: usize>(&self, x_t: Tensor<D>, x0: Tensor<D>) -> Tensor<D> {
-        self.coef(|p| p.coef_x).apply(x_t) + self.coef(|p| p.coef_x0).apply(x0)
-    }
-
-    /// `log beta~` per element (clipped at `s = 0`): the true posterior's log-variance.
-    pub fn log_var_small<const D: usize>(&self, like: &Tensor<D>) -> Tensor<D> {
-        self.coef(|p| p.log_var_small_clipped).apply(like.ones_like())
-    }
-
-    /// The reverse step's log-variance per element.
-    ///
-    /// - `Small`: `log beta~` (clipped at `s = 0`);
-    /// - `Large`: `log beta`, except at `s = 0` where, as in the reference code, the clipped
-    ///   `log beta~` (a better decoder; it only matters for the bound's last term);
-    /// - `Learned`: `f log beta + (1 - f) log beta~` with `f = (v + 1) / 2` (eq. 15).
-    ///
-    /// # Shapes
-    /// - `v`, `like`, output: `[batch, ...]`
-    ///
-    /// # Panics
-    /// For `Learned` without `v`.
-    pub fn model_log_variance<const D: usize>(&self, variance: Variance, v: Option<Tensor<D>>, like: &Tensor<D>) -> Tensor<D> {
-        match variance {
-            Variance::Small => self.log_var_small(like),
-            Variance::Large => {
-                let c = self.coef(|p| if p.var_small > 0.0 { p.var_large.ln() } else { p.log_var_small_clipped });
-                c.apply(like.ones_like())
-            }
-            Variance::Learned => {
-                let v = v.expect("variance = learned needs the model's variance output v (a U-Net with out_channels = 2 in_channels)");
-                let frac = v.add_scalar(1.0).mul_scalar(0.5);
-                let range = self.coef(|p| p.var_large.ln() - p.log_var_small_clipped);
-                self.log_var_small(like) + range.apply(frac)
-            }
-        }
-    }
-
-    /// The standard deviation of a learned-variance step per element, eq. (15) written as
-    /// `sqrt(beta~)^(1 - f) sqrt(beta)^f` (`beta~` clipped at `s = 0`): at `v = -1` and `v = 1`
-    /// it is bitwise the fixed small and large standard deviations (powers 0 and 1 are exact).
-    ///
-    /// # Shapes
-    /// - `v`, output: `[batch, ...]`
-    pub fn learned_std<const D: usize>(&self, v: Tensor<D>) -> Tensor<D> {
-        let frac = v.add_scalar(1.0).mul_scalar(0.5);
-        let ones = frac.ones_like();
-        let small = self.coef(|p| if p.var_small > 0.0 { p.var_small.sqrt() } else { (0.5 * p.log_var_small_clipped).exp() }).apply(ones.clone());
-        let large = self.coef(|p| p.var_large.sqrt()).apply(ones);
-        small.powf(frac.clone().neg().add_scalar(1.0)) * large.powf(frac)
-    }
-}
 
 /// The ancestral transition.
 ///
@@ -231,10 +54,12 @@ impl<const D: usize> Transition<D> for Ancestral {
 
 impl<const D: usize> PredictionStep<D> for Ancestral {
     /// # Panics
-    /// With [`Variance::Learned`]: the prediction alone carries no variance output (use
-    /// [`Ancestral::step_with_variance`]).
-    fn step_from(&self, x: Tensor<D>, pred: &Prediction<D>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D> {
-        self.step_with_variance(x, pred, None, t, s, sde, noise)
+    /// With [`Variance::Learned`] and no variance output `v`.
+    fn step_from(&self, x: Tensor<D>, pred: &Prediction<D>, v: Option<Tensor<D>>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D> {
+        self.step_with_variance(x, pred, v, t, s, sde, noise)
+    }
+    fn needs_variance(&self) -> bool {
+        self.variance == Variance::Learned
     }
 }
 
@@ -258,7 +83,7 @@ impl Ancestral {
         let scaled = match self.variance {
             Variance::Learned => {
                 let v = v.expect("variance = learned needs the model's variance output v (a U-Net with out_channels = 2 in_channels)");
-                z * Posteriors { posteriors: vec![p], shared: true }.learned_std(v)
+                z * Posteriors::from(p).learned_std(v)
             }
             fixed => z.mul_scalar(p.fixed_std(fixed)),
         };

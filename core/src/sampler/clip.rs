@@ -19,16 +19,17 @@
 //! DPM-Solver++, ancestral steps, DPS and the ODE samplers all see one consistent clipped
 //! model, and the clipping runs once per evaluation.
 
+use crate::error::ConfigError;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// Imagen's percentile `p` (Saharia et al. 2022 use 99.5%).
 pub const DEFAULT_PERCENTILE: f64 = 0.995;
 
 /// Which clipping a sampler applies (the sampler option).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Clip::unknown)]
 pub enum Clip {
     /// Static clipping when the model has a data range (image models), none otherwise
     /// (mixtures, 2-D toys).
@@ -43,12 +44,16 @@ pub enum Clip {
 }
 
 impl Clip {
-    /// Every choice with its name.
-    pub const ALL: [(Clip, &'static str); 4] = [(Self::Auto, "auto"), (Self::Off, "off"), (Self::Static, "static"), (Self::Dynamic, "dynamic")];
+    /// Every choice.
+    pub const ALL: [Clip; 4] = [Self::Auto, Self::Off, Self::Static, Self::Dynamic];
 
     /// The name in configs and on the command line.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(c, _)| *c == self).map_or("?", |(_, n)| n)
+        self.into()
+    }
+
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("clipping", s, <Self as strum::VariantNames>::VARIANTS)
     }
 
     /// The clipping for a model whose data range is `range` (`None`: no range, a model of
@@ -57,31 +62,15 @@ impl Clip {
     /// # Errors
     /// `Static` or `Dynamic` without a range (validated with its field by
     /// [`crate::sampler::SamplerConfig::validate`]).
-    pub fn resolve(self, range: Option<[f64; 2]>, percentile: f64) -> Result<Option<X0Clip>, String> {
+    pub fn resolve(self, range: Option<[f64; 2]>, percentile: f64) -> Result<Option<X0Clip>, ConfigError> {
         match (self, range) {
             (Self::Off, _) | (Self::Auto, None) => Ok(None),
             (Self::Auto | Self::Static, Some(range)) => Ok(Some(X0Clip { range, percentile: None })),
             (Self::Dynamic, Some(range)) => Ok(Some(X0Clip { range, percentile: Some(percentile) })),
             (kind, None) => {
-                Err(format!("{} clipping needs the data's range, and this model has none (a mixture or 2-D model): expected off or auto", kind.name()))
+                Err(ConfigError::new("clip", "off or auto: clipping needs the data's range, and this model has none (a mixture or 2-D model)", kind))
             }
         }
-    }
-}
-
-impl FromStr for Clip {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.iter().find(|(_, n)| *n == s).map(|(c, _)| *c).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|(_, n)| *n).collect();
-            format!("unknown clipping `{s}`: expected one of {}", names.join(", "))
-        })
-    }
-}
-
-impl std::fmt::Display for Clip {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -219,9 +208,7 @@ mod tests {
         assert_eq!(Clip::Auto.resolve(Some([-1.0, 1.0]), 0.995).unwrap(), Some(X0Clip { range: [-1.0, 1.0], percentile: None }));
         assert_eq!(Clip::Dynamic.resolve(Some([-1.0, 1.0]), 0.9).unwrap().unwrap().percentile, Some(0.9));
         assert_eq!(Clip::Off.resolve(Some([-1.0, 1.0]), 0.9).unwrap(), None);
-        assert!(Clip::Static.resolve(None, 0.9).unwrap_err().contains("needs the data's range"));
-        for (c, n) in Clip::ALL {
-            assert_eq!(n.parse::<Clip>().unwrap(), c);
-        }
+        assert!(Clip::Static.resolve(None, 0.9).unwrap_err().to_string().contains("needs the data's range"));
+        crate::names::serde_agrees(&Clip::ALL);
     }
 }

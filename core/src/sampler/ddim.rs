@@ -21,12 +21,12 @@ pub struct Ddim {
 impl<const D: usize> Transition<D> for Ddim {
     fn transition(&mut self, x: Tensor<D>, t: f64, s: f64, f: &ScoreFn<D>, noise: &mut NoiseSource) -> Step<D> {
         let pred = f.eval(x.clone(), t);
-        self.step_from(x, &pred, t, s, f.sde(), noise)
+        self.step_from(x, &pred, None, t, s, f.sde(), noise)
     }
 }
 
 impl<const D: usize> PredictionStep<D> for Ddim {
-    fn step_from(&self, _x: Tensor<D>, pred: &Prediction<D>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D> {
+    fn step_from(&self, _x: Tensor<D>, pred: &Prediction<D>, _v: Option<Tensor<D>>, t: f64, s: f64, sde: &dyn Sde, noise: &mut NoiseSource) -> Step<D> {
         let (x0, eps) = (pred.x0(), pred.eps());
         let (ms, ss) = sde.marginal(s);
         let std_post = Posterior::new(sde, t, s).var_small.sqrt();

@@ -4,10 +4,24 @@
 //! to 0. Euler is first order; Heun (Karras et al. 2022, Alg. 1) is the trapezoidal second-order
 //! method, falling back to Euler on a step that ends where the score is undefined (`s(0) = 0`).
 
-use super::{Step, Transition, ode_drift};
+use super::{Step, Transition};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
 use burn::tensor::Tensor;
+
+/// The reverse-time drift `f(t) x - lambda g(t)^2 score`, with `lambda = 1` for the reverse SDE
+/// (Song et al. 2021, eq. 6) and `lambda = 1/2` for the probability-flow ODE (eq. 13).
+pub fn reverse_drift<const D: usize>(f: &ScoreFn<D>, x: Tensor<D>, t: f64, lambda: f64) -> Tensor<D> {
+    let sde = f.sde();
+    let g = sde.diffusion(t);
+    let score = f.score(x.clone(), t);
+    x.mul_scalar(sde.drift_coef(t)) - score.mul_scalar(lambda * g * g)
+}
+
+/// The probability-flow ODE's velocity `dx/dt = f(t) x - 1/2 g(t)^2 score` (eq. 13).
+pub fn ode_drift<const D: usize>(f: &ScoreFn<D>, x: Tensor<D>, t: f64) -> Tensor<D> {
+    reverse_drift(f, x, t, 0.5)
+}
 
 /// Euler steps of the probability-flow ODE.
 #[derive(Debug, Clone, Copy)]

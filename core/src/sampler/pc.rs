@@ -5,16 +5,17 @@
 //! (the reference code runs the corrector first, their issue #50). No corrector runs at
 //! `t = 0`, where the score is undefined.
 
-use super::{Ancestral, EulerMaruyama, LangevinCorrector, ReverseDiffusion, Step, Transition, Variance};
+use super::{Ancestral, EulerMaruyama, LangevinCorrector, ReverseDiffusion, Step, Transition};
 use crate::model::ScoreFn;
 use crate::noise::NoiseSource;
+use crate::param::Variance;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// The predictor of a PC sampler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::Display, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = String, parse_err_fn = Predictor::unknown)]
 pub enum Predictor {
     /// The reverse-diffusion predictor.
     #[default]
@@ -27,27 +28,12 @@ pub enum Predictor {
     None,
 }
 
-impl FromStr for Predictor {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "reverse-diffusion" => Ok(Self::ReverseDiffusion),
-            "ancestral" => Ok(Self::Ancestral),
-            "euler-maruyama" => Ok(Self::EulerMaruyama),
-            "none" => Ok(Self::None),
-            _ => Err(format!("unknown predictor `{s}`: expected reverse-diffusion, ancestral, euler-maruyama or none")),
-        }
-    }
-}
+impl Predictor {
+    /// Every predictor.
+    pub const ALL: [Predictor; 4] = [Self::ReverseDiffusion, Self::Ancestral, Self::EulerMaruyama, Self::None];
 
-impl std::fmt::Display for Predictor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::ReverseDiffusion => "reverse-diffusion",
-            Self::Ancestral => "ancestral",
-            Self::EulerMaruyama => "euler-maruyama",
-            Self::None => "none",
-        })
+    fn unknown(s: &str) -> String {
+        crate::names::unknown("predictor", s, <Self as strum::VariantNames>::VARIANTS)
     }
 }
 
@@ -74,5 +60,20 @@ impl<const D: usize> Transition<D> for PredictorCorrector {
             return step;
         }
         self.corrector.correct(step, t_next, t - t_next, f, noise)
+    }
+    /// The corrector's step size reads the norms of the score and the noise back.
+    fn reads_back(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_serde_names() {
+        crate::names::serde_agrees(&Predictor::ALL);
+        assert!("heun".parse::<Predictor>().unwrap_err().contains("reverse-diffusion"));
     }
 }

@@ -203,6 +203,10 @@ impl<const D: usize> Sampler<D> for Rk45Sampler<D> {
     fn time(&self) -> f64 {
         self.solver.as_ref().map_or(self.t0, |s| s.t)
     }
+    /// The adaptive step size reads the error norm back.
+    fn reads_back(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

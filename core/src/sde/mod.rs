@@ -13,12 +13,14 @@
 //! sigmas) are grids on that same time axis (see [`discrete`]).
 
 pub mod discrete;
+mod posterior;
 pub mod respace;
 pub mod subvp;
 pub mod ve;
 pub mod vp;
 
 pub use discrete::{DiscreteVpSde, ScheduleKind};
+pub use posterior::{Posterior, Posteriors};
 pub use respace::{Respaced, space_timesteps};
 pub use subvp::SubVpSde;
 pub use ve::VeSde;
