@@ -28,8 +28,8 @@ pub struct TrainArgs {
     /// A run config (.json, the format of RUN_DIR/config.json); or use --dataset for a preset.
     #[arg(long, value_name = "FILE", conflicts_with = "dataset")]
     config: Option<PathBuf>,
-    /// Train the preset for this dataset: mnist, fashion-mnist, or a 2-D toy (swiss-roll, two-moons, 8gaussians, checkerboard, rings, pinwheel).
-    #[arg(long, value_name = "NAME", value_parser = Dataset::from_str)]
+    // Train the preset for this dataset; the names come from `Dataset::names`.
+    #[arg(long, value_name = "NAME", value_parser = Dataset::from_str, help = format!("Train the preset for this dataset: {}", Dataset::names().join(", ")))]
     dataset: Option<Dataset>,
     /// The run directory (created; must not hold a run unless --resume).
     #[arg(long, value_name = "RUN_DIR")]

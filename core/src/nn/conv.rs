@@ -1,5 +1,5 @@
 //! 2-D convolution of a burn `Conv2d`: on Flex the im2col and Winograd kernels of
-//! [`crate::backend::flex`] (forward and gradients), elsewhere burn's `Conv2d::forward`, the
+//! `backend::flex` (forward and gradients), elsewhere burn's `Conv2d::forward`, the
 //! reference of the tests.
 //!
 //! Shapes: `x` `[batch, c_in, h, w]`, output `[batch, c_out, h_out, w_out]` with

@@ -1,5 +1,5 @@
 //! GroupNorm followed by SiLU (and the residual block's dropout) as one operation: on Flex the
-//! fused kernel of [`crate::backend::flex`] with its hand-derived gradient, elsewhere burn's
+//! fused kernel of `backend::flex` with its hand-derived gradient, elsewhere burn's
 //! `GroupNorm`, `silu` and `Dropout` composed, the reference of the tests.
 //!
 //! GroupNorm: Wu & He 2018, eqs. 1-2 and 4; SiLU: Elfwing et al. 2018, eq. 3; dropout:
