@@ -6,30 +6,42 @@
 //! Threshold for the toys (as in `train.rs`): the energy distance of 1000 DDIM samples to
 //! fresh data must be below a quarter of that of the data's best Gaussian fit.
 //!
-//! The MNIST models must sample digits: on 16 ancestral samples (50 steps, each model with its
-//! own variance) the shipped classifier must be confident (mean max-softmax above 0.7; a
-//! uniform guess gives 0.1, both models measured above 0.9 on 64 samples, and a max-softmax
-//! lies in [0.1, 1], so its standard deviation is at most
-//! 0.45 and the mean of 16 has a standard error of at most 0.11: 0.7 is two of them below) and
-//! not collapse onto few classes (class-histogram entropy above 2 bits; 16 draws from ten equally likely classes give
-//! about 2.9 bits, one class 0).
+//! The image models (MNIST with a fixed and with a learned variance, Fashion-MNIST) must sample
+//! digits and clothes for every seed, with the page's fast sampler as with the slow one. Each is
+//! sampled with DPM-Solver++(2M) at 10 steps (`DPM_N` samples) and with the ancestral sampler at
+//! 50 steps and the model's own variance (`ANCESTRAL_N` samples), and each sample is judged on
+//! its own by the data set's failure rule (`scorediff::metrics::FailureRule`: a sample fails
+//! when its mean absolute difference of neighbouring pixels is beyond that of real images, as
+//! noise blobs and speckle are; it fails no MNIST image and 0.03% of Fashion-MNIST's). A mean
+//! over the batch (the classifier's confidence, as this test used to check) hides failures: the
+//! MNIST classifier is more confident on the noise blobs of today's models than on their digits.
 //!
-//! The Fashion-MNIST model must sample clothes, judged the same way by the shipped
-//! Fashion-MNIST classifier (89% test accuracy, so less sure of itself than the MNIST one: 0.93
-//! on real test images): mean confidence above 0.6, which is two standard errors of a
-//! 16-sample mean (0.11 each, as above) under the 0.83 it gives 64 of the model's ancestral
-//! samples (BENCHMARKS.md), and the same 2-bit entropy floor.
+//! The thresholds come from the binomial sampling error of a failure count: the target is under
+//! 1% failures (issue 17's target for DPM-Solver++(2M) at 10 steps), and a run may have at most
+//! `k` failures, the smallest count that a model with exactly 1% failures exceeds with
+//! probability under 0.5% ([`max_failures`]): 4 of 100 DPM-Solver++ samples, 3 of 48 ancestral
+//! ones. So a model at the target fails a check with probability 0.34% (DPM-Solver++) and
+//! 0.14% (ancestral), and a model with 10% failures passes with probability 2.4% and 28%. The
+//! models shipped on 2026-12-01 (2300 training steps) fail: 48 of 100 DPM-Solver++ samples of
+//! `mnist` fail, 39 of `mnist-hybrid`, 27 of `fashion-mnist` (0 of 48 ancestral samples each);
+//! `native-cli eval` finds 44% of 2000 for `mnist`. Their retrained successors (v-prediction with
+//! Min-SNR-5, issue 17) fail 0 of 100 and 0 of 48 each.
+//!
+//! The ancestral samples must also spread over the classes (class-histogram entropy by the
+//! shipped classifier above 2 bits; 48 draws from ten equally likely classes give about 3.2
+//! bits, one class 0).
 
 use scorediff::burn::tensor::{Device, Tensor};
 use scorediff::data::Toy;
 use scorediff::eval::sample_model;
 use scorediff::export::{LoadedNet, read_dir, sha256_hex};
-use scorediff::metrics::{energy_distance, histogram_entropy_bits, mean_max_softmax};
+use scorediff::metrics::{FailureRule, class_histogram, energy_distance, histogram_entropy_bits};
 use scorediff::model::ScoreFn;
 use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::sample;
 use scorediff::sampler::{SamplerConfig, SamplerKind, SamplerOptions};
+use scorediff::train::Dataset;
 use scorediff::train::classifier::{CARD_FILE, ClassifierCard, WEIGHTS_FILE as CLASSIFIER_WEIGHTS, load_classifier_dir};
 use scorediff_tests::gaussian_fit;
 use std::path::PathBuf;
@@ -124,48 +136,108 @@ fn the_shipped_toy_models_sample_their_distributions() {
     }
 }
 
-/// Each shipped MNIST model, sampled with its own variance (learned for `mnist-hybrid`).
+/// DPM-Solver++(2M) samples (10 steps) per model.
+const DPM_N: usize = 100;
+/// Ancestral samples (50 steps) per model.
+const ANCESTRAL_N: usize = 48;
+/// The failure share a shipped model must stay under (module docs).
+const TARGET_FAILURE_SHARE: f64 = 0.01;
+/// The chance that a model exactly at the target fails one sampler's check.
+const FALSE_ALARM: f64 = 0.005;
+
+/// Each shipped MNIST model, the ancestral samples with its own variance (learned for
+/// `mnist-hybrid`).
 #[test]
 fn the_shipped_mnist_models_sample_digits() {
     let mnist = ["mnist", "mnist-hybrid"];
     assert!(models_dir().join("mnist/model.json").is_file(), "www/models/mnist is the page's default model");
-    for name in mnist.into_iter().filter(|n| models_dir().join(n).join("model.json").is_file()) {
-        samples_classes(name, "classifier-mnist", 0.7);
-    }
+    let failed: Vec<String> =
+        mnist.into_iter().filter(|n| models_dir().join(n).join("model.json").is_file()).flat_map(|name| samples_classes(name, "classifier-mnist")).collect();
+    assert!(failed.is_empty(), "samples that fail one by one:\n{}", failed.join("\n"));
 }
-
-/// Mean max-softmax that the Fashion-MNIST classifier must give 16 samples of the shipped
-/// Fashion-MNIST model (see the module comment).
-const FASHION_CONFIDENCE: f64 = 0.6;
 
 #[test]
 fn the_shipped_fashion_mnist_model_samples_clothes() {
     assert!(models_dir().join("fashion-mnist/model.json").is_file(), "www/models/fashion-mnist is shipped");
-    samples_classes("fashion-mnist", "classifier-fashion-mnist", FASHION_CONFIDENCE);
+    let failed = samples_classes("fashion-mnist", "classifier-fashion-mnist");
+    assert!(failed.is_empty(), "samples that fail one by one:\n{}", failed.join("\n"));
 }
 
-/// 16 ancestral samples (50 steps) of the model `name`, with its own variance, must make the
-/// ten-class `classifier` confident on average (above `min_confidence`) and spread over the
-/// classes (histogram entropy above 2 bits).
-fn samples_classes(name: &str, classifier: &str, min_confidence: f64) {
+/// The largest failure count `k` that `n` samples of a model failing with probability `p`
+/// exceed with probability at most `alpha`: the smallest `k` with `P(X > k) <= alpha`,
+/// `X ~ Binomial(n, p)`.
+fn max_failures(n: usize, p: f64, alpha: f64) -> usize {
+    let ln_choose = |k: usize| (1..=k).map(|i| ((n + 1 - i) as f64 / i as f64).ln()).sum::<f64>();
+    let pmf = |k: usize| (ln_choose(k) + k as f64 * p.ln() + (n - k) as f64 * (1.0 - p).ln()).exp();
+    let mut at_most = 0.0;
+    (0..=n)
+        .find(|&k| {
+            at_most += pmf(k);
+            1.0 - at_most <= alpha
+        })
+        .unwrap_or(n)
+}
+
+#[test]
+fn max_failures_by_hand() {
+    // n = 2, p = 0.5: P(X > 0) = 3/4, P(X > 1) = 1/4, P(X > 2) = 0.
+    assert_eq!((max_failures(2, 0.5, 0.8), max_failures(2, 0.5, 0.5), max_failures(2, 0.5, 0.1)), (0, 1, 2));
+    // The module docs' thresholds at p = 0.01: n = 100, P(X > 3) = 0.0184, P(X > 4) = 0.0034;
+    // n = 48, P(X > 2) = 0.0124, P(X > 3) = 0.0014.
+    assert_eq!((max_failures(DPM_N, TARGET_FAILURE_SHARE, FALSE_ALARM), max_failures(ANCESTRAL_N, TARGET_FAILURE_SHARE, FALSE_ALARM)), (4, 3));
+}
+
+/// The model `name`'s DPM-Solver++(2M) samples (10 steps) and ancestral samples (50 steps, its
+/// own variance) must each have few failures by the data set's rule (module docs), and the
+/// ancestral ones must spread over the ten-class `classifier`'s classes (histogram entropy above
+/// 2 bits). Returns what failed, one line each.
+fn samples_classes(name: &str, classifier: &str) -> Vec<String> {
     let dir = models_dir().join(name);
     let device = Device::flex();
     let stored = read_dir(&dir).unwrap();
     let LoadedNet::Image(unet) = stored.load(&device).unwrap() else { panic!("{name}: expected a U-Net") };
     let sde = stored.card.sde().unwrap();
     let f = ScoreFn::new(&unet, sde.as_ref());
-    let n = 16;
-    let config = SamplerConfig { options: SamplerOptions::Ancestral { variance: stored.card.variance }, ..SamplerConfig::new(SamplerKind::Ancestral, 50) };
-    let x = sample(&config, &f, [n, 1, 28, 28], &mut NoiseSource::new(3), &device, |_, _, _| {});
+    let Dataset::Image(kind) = stored.card.dataset else { panic!("{name}: expected an image data set") };
+    let rule = FailureRule::for_dataset(kind);
     let (_, classifier) = load_classifier_dir(&models_dir().join(classifier), &device).unwrap();
-    let logits: Vec<f64> = classifier.forward(x, None).into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
-    let confidence = mean_max_softmax(&logits, 10);
-    let mut counts = [0usize; 10];
-    for row in logits.chunks(10) {
-        counts[(0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap()] += 1;
+    let runs = [
+        (SamplerConfig::new(SamplerKind::DpmSolver2m, 10), DPM_N, 4),
+        (
+            SamplerConfig { options: SamplerOptions::Ancestral { variance: stored.card.variance }, ..SamplerConfig::new(SamplerKind::Ancestral, 50) },
+            ANCESTRAL_N,
+            3,
+        ),
+    ];
+    let &[c, h, w] = stored.card.shape.as_slice() else { panic!("{name}: expected a [c, h, w] image shape, found {:?}", stored.card.shape) };
+    let mut failed = Vec::new();
+    for (config, n, seed) in runs {
+        let x = sample(&config, &f, [n, c, h, w], &mut NoiseSource::new(seed), &device, |_, _, _| {});
+        let logits = classifier.forward(x.clone(), None);
+        let images = x.into_data().try_to_vec::<f32>().unwrap();
+        let count = rule.count(&images, [c, h, w]);
+        let allowed = max_failures(n, TARGET_FAILURE_SHARE, FALSE_ALARM);
+        let logits: Vec<f64> = logits.into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
+        let predicted: Vec<usize> = logits.chunks(10).map(|r| (0..10).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap()).collect();
+        let histogram = class_histogram(&predicted, 10);
+        let entropy = histogram_entropy_bits(&histogram);
+        let variance = match config.options {
+            SamplerOptions::Ancestral { variance } => format!(", {variance} variance"),
+            _ => String::new(),
+        };
+        let line = format!(
+            "{name}, {} at {} steps{variance}: {} of {n} samples fail (at most {allowed}), class entropy {entropy:.3} bits, histogram {histogram:?}",
+            config.kind(),
+            config.steps(),
+            count.failures
+        );
+        println!("{line}");
+        if count.failures > allowed {
+            failed.push(format!("{line} (rule: roughness above {})", rule.max_roughness));
+        }
+        if config.kind() == SamplerKind::Ancestral && entropy <= 2.0 {
+            failed.push(format!("{name}: ancestral samples collapse onto few classes: {histogram:?}"));
+        }
     }
-    let entropy = histogram_entropy_bits(&counts);
-    println!("{name}: classifier confidence {confidence:.3}, class entropy {entropy:.3} bits, histogram {counts:?}");
-    assert!(confidence > min_confidence, "{name} samples do not look like the data set's classes: confidence {confidence} <= {min_confidence}");
-    assert!(entropy > 2.0, "{name} samples collapse onto few classes: {counts:?}");
+    failed
 }
