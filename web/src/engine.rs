@@ -38,12 +38,9 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The name shown on the page.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::WebGpu => "webgpu",
-            Self::Flex => "flex",
-        }
+    /// The name shown on the page: serde's (`webgpu`, `flex`), the one source of the names.
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
     }
 }
 

@@ -111,3 +111,11 @@ fn the_page_presets_sample_one_evaluation_per_step() {
         assert_eq!(run.nfe(), steps, "{}", kind.name());
     }
 }
+
+/// The page's backend names are serde's, and the runtime report carries them.
+#[test]
+fn backend_names_are_serdes() {
+    use scorediff_web::engine::Backend;
+    assert_eq!((Backend::WebGpu.name(), Backend::Flex.name()), ("webgpu".to_string(), "flex".to_string()));
+    assert_eq!(Target::flex().backend.name(), "flex");
+}
