@@ -9,7 +9,7 @@
 //!   network's head predicts;
 //! - `min_snr_gamma`: Hang et al.'s Min-SNR-gamma weight per level ([`super::min_snr`]).
 
-use super::min_snr::min_snr_weight;
+use super::min_snr::min_snr_weights;
 use super::objective_at;
 use crate::model::ScoreModel;
 use crate::noise::NoiseSource;
@@ -35,15 +35,6 @@ pub fn ddpm_loss<const D: usize>(
 ) -> Tensor<1> {
     let b = x0.dims()[0];
     let ts: Vec<f64> = (0..b).map(|_| (1 + noise.index(levels)) as f64 / levels as f64).collect();
-    let coefs: Vec<f64> = match min_snr_gamma {
-        None => vec![1.0; b],
-        Some(gamma) => ts
-            .iter()
-            .map(|&t| {
-                let (m, s) = sde.marginal(t);
-                min_snr_weight(target, m, s, gamma)
-            })
-            .collect(),
-    };
+    let coefs = min_snr_weights(sde, &ts, target, min_snr_gamma);
     objective_at(model, sde, x0, &ts, &coefs, target, noise)
 }

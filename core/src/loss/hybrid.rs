@@ -20,7 +20,7 @@
 //! as the reference training loop does (`update_with_local_losses(t, losses["loss"])`).
 
 use super::importance::{LossSecondMoment, uniform_levels};
-use super::min_snr::min_snr_weight;
+use super::min_snr::min_snr_weights;
 use super::vlb::vlb_term;
 use super::{sq_norm, weighted_mean};
 use crate::model::ScoreModel;
@@ -73,10 +73,7 @@ pub fn hybrid_at<const D: usize>(
     let p = model.parameterization();
     let SimpleTerm { target, min_snr_gamma } = simple;
     let err = sq_norm(marg.convert(target, p, x_t.clone(), out.clone()) - marg.target(target, x0.clone(), eps)); // [b, 1]
-    let simple = match min_snr_gamma {
-        None => err,
-        Some(gamma) => Coef::PerSample(ts.iter().map(|&t| sde.marginal(t)).map(|(m, s)| min_snr_weight(target, m, s, gamma)).collect()).apply(err),
-    };
+    let simple = Coef::PerSample(min_snr_weights(sde, &ts, target, min_snr_gamma)).apply(err);
     let x0_hat = marg.to_x0(p, x_t.clone(), out.detach()); // the stop-gradient on the mean
     let vlb = vlb_term(sde, x0, x_t, x0_hat, v, &ts, &ss, Variance::Learned); // [b, 1], nats
     let per_sample = simple + vlb.mul_scalar(lambda * n / std::f64::consts::LN_2); // [b, 1]

@@ -17,9 +17,24 @@
 //! `v` and `x0`. Hang et al. use `gamma = 5`.
 
 use crate::param::Parameterization;
+use crate::sde::Sde;
 
 /// Hang et al.'s `gamma`.
 pub const DEFAULT_GAMMA: f64 = 5.0;
+
+/// The per-sample weights of a loss measured in `target` at the times `ts`: Min-SNR-`gamma`
+/// where `gamma` is given, else 1.
+pub fn min_snr_weights(sde: &dyn Sde, ts: &[f64], target: Parameterization, gamma: Option<f64>) -> Vec<f64> {
+    ts.iter()
+        .map(|&t| match gamma {
+            None => 1.0,
+            Some(gamma) => {
+                let (m, s) = sde.marginal(t);
+                min_snr_weight(target, m, s, gamma)
+            }
+        })
+        .collect()
+}
 
 /// The Min-SNR-`gamma` weight of a loss measured in `target` at the marginal `(m, s)`.
 pub fn min_snr_weight(target: Parameterization, mean: f64, std: f64, gamma: f64) -> f64 {
