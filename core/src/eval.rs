@@ -35,8 +35,8 @@ pub fn sample_mixture(file: &MixtureFile, config: &SamplerConfig, n: usize, seed
 /// Runs `config` on any model of `[n, dim]` data for `n` samples from `seed`, in one batch.
 pub fn sample_model(model: &dyn ScoreModel<2>, sde: &dyn Sde, config: &SamplerConfig, shape: [usize; 2], seed: u64, device: &Device) -> MixtureSamples {
     let [n, dim] = shape;
-    let mut noise = NoiseSource::new(seed);
-    let drawn = draw_batches::<_, ReadBackError, 2>(config, sde, n, n, |rows| [rows, dim], |_, _| Ok(ByRef(model)), &mut noise, device, |_| Ok(()))
+    let noise = NoiseSource::new(seed);
+    let drawn = draw_batches::<_, ReadBackError, 2>(config, sde, n, n, |rows| [rows, dim], |_, _| Ok(ByRef(model)), &noise, device, |_| Ok(()))
         .expect("f32 samples read back from the device");
     MixtureSamples { data: drawn.values.into_iter().map(f64::from).collect(), dim, nfe: drawn.nfe }
 }

@@ -157,16 +157,20 @@ pub fn parse_npy(bytes: &[u8], path: &str) -> Result<Array2, NpyError> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| err(format!("malformed shape entry `{s}`"))))
         .collect::<Result<_, _>>()?;
+    // The declared size is checked against the bytes present before anything is allocated; a
+    // product that overflows is larger than any file.
+    let product = |d: &[usize]| d.iter().try_fold(1usize, |acc, &x| acc.checked_mul(x));
+    let too_large = || err(format!("shape {dims:?} declares more data bytes than can be addressed; found {}", bytes.len() - start - hlen));
     let shape = match dims[..] {
         [n] => [n, 1],
         [n, d] => [n, d],
-        [n, ref rest @ ..] if !rest.is_empty() => [n, rest.iter().product()],
+        [n, ref rest @ ..] if !rest.is_empty() => [n, product(rest).ok_or_else(too_large)?],
         _ => return Err(err(format!("expected an array of rank 1 or more, found shape {dims:?}"))),
     };
     let body = &bytes[start + hlen..];
-    let count = shape[0] * shape[1];
-    if body.len() != count * width {
-        return Err(err(format!("expected {} data bytes for shape {:?}, found {}", count * width, shape, body.len())));
+    let expected = product(&shape).and_then(|count| count.checked_mul(width)).ok_or_else(too_large)?;
+    if body.len() != expected {
+        return Err(err(format!("expected {expected} data bytes for shape {shape:?}, found {}", body.len())));
     }
     let data = if width == 4 {
         body.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()
@@ -223,5 +227,20 @@ mod tests {
         let e = parse_npy(&bad, "i.npy").unwrap_err().to_string();
         assert!(e.contains("'<i4'"), "{e}");
         assert!(parse_npy(b"hello world!", "h.npy").unwrap_err().to_string().contains("magic"));
+    }
+
+    /// A shape whose product overflows is an error, not a panic (before: "attempt to multiply
+    /// with overflow"); one that claims 10^12 rows is refused against the bytes present.
+    #[test]
+    fn huge_shapes_are_refused_before_allocating() {
+        for dims in ["18446744073709551615, 4", "4, 4611686018427387904, 4", "1000000000000, 2"] {
+            let header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({dims}), }}\n");
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend_from_slice(&[0; 32]);
+            let e = parse_npy(&bytes, "huge.npy").unwrap_err().to_string();
+            assert!(e.contains("huge.npy") && e.contains("data bytes"), "{e}");
+        }
     }
 }

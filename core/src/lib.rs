@@ -18,6 +18,7 @@ pub mod export;
 pub mod inverse;
 pub mod io;
 pub mod likelihood;
+pub mod limits;
 pub mod loss;
 pub mod metrics;
 pub mod mixture;

@@ -7,6 +7,15 @@
 //! This is the exact score of every SDE here: the tests judge samplers and likelihoods with it,
 //! and users can load one from JSON to see a sampler's error without training a network.
 //!
+//! [`GaussianMixture::component_shares`] assigns points to components by their largest
+//! responsibility (the Bayes classifier of the mixture) and compares each component's share with
+//! its weight in binomial standard errors: how the page and the tests judge whether a sampler
+//! keeps the weights of separated modes (Song & Ermon 2019, section 3.2.2, Fig. 3: Langevin
+//! dynamics at one small noise level does not, annealed Langevin does).
+//! [`GaussianMixture::score_error_by_density`] measures a learned score against the exact one
+//! in high- and low-density regions (their section 3.1: the score is learned badly where data
+//! are rare).
+//!
 //! File format (`mixture.json`):
 //! `{"sde": {"kind": "vp", ...}, "weights": [...], "means": [[...], ...], "stds": [...]}`.
 
@@ -195,6 +204,210 @@ impl GaussianMixture {
     }
 }
 
+/// One component's share of a set of points against its weight.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ComponentShare {
+    /// The component's weight `w_k`.
+    pub weight: f64,
+    /// Points assigned to it.
+    pub count: usize,
+    /// `count / n`.
+    pub fraction: f64,
+    /// The binomial standard error of the fraction of `n` points each in the component with
+    /// probability `w_k`: `sqrt(w_k (1 - w_k) / n)`.
+    pub se: f64,
+    /// `(fraction - weight) / se` (0 when `se` is 0 and the fraction equals the weight,
+    /// infinite when it does not).
+    pub z: f64,
+}
+
+/// Points assigned to the components of a mixture ([`GaussianMixture::component_shares`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentShares {
+    /// Points in all, assigned or not.
+    pub n: usize,
+    /// Points with a non-finite coordinate, assigned to no component.
+    pub unassigned: usize,
+    /// One per component, in the mixture's order.
+    pub shares: Vec<ComponentShare>,
+}
+
+impl ComponentShares {
+    /// The largest `|z|` over the components.
+    pub fn max_abs_z(&self) -> f64 {
+        self.shares.iter().map(|s| s.z.abs()).fold(0.0, f64::max)
+    }
+}
+
+/// The error of a learned score in one density region.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RegionError {
+    /// Points in the region.
+    pub points: usize,
+    /// Median relative error over them (NaN when the region is empty).
+    pub median: f64,
+    /// Mean relative error over them (NaN when the region is empty).
+    pub mean: f64,
+}
+
+/// A learned score against the exact one, by data density
+/// ([`GaussianMixture::score_error_by_density`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreErrorByDensity {
+    /// Per point: `|s_learned - s_exact| / max(|s_exact|, 1 / s_min)`, with `s_min` the
+    /// smallest component std (the exact score's norm one std from a mode: the floor keeps the
+    /// error finite at a mode's centre, where the exact score vanishes).
+    pub relative_error: Vec<f64>,
+    /// Per point: the density relative to the largest density over the points, `p(x) / max p`.
+    pub relative_density: Vec<f64>,
+    /// Points with relative density at least `high`.
+    pub high: RegionError,
+    /// Points with relative density below `low`.
+    pub low: RegionError,
+    /// The thresholds `[high, low]`.
+    pub thresholds: [f64; 2],
+}
+
+/// Relative density at or above which a point counts as high-density in
+/// [`GaussianMixture::score_error_by_density`]: within about 2 std of the major mode of a
+/// two-component mixture, and of a minor mode of weight above 0.1 of it.
+pub const HIGH_DENSITY: f64 = 0.1;
+
+/// Relative density below which a point counts as low-density: beyond about 4.3 std of every
+/// mode (`exp(-4.3^2 / 2) = 1e-4`), where samples of the data are rare (1 in 10^4).
+pub const LOW_DENSITY: f64 = 1e-4;
+
+fn region(errors: impl Iterator<Item = f64>) -> RegionError {
+    let mut v: Vec<f64> = errors.filter(|e| !e.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    };
+    let mean = if n == 0 { f64::NAN } else { v.iter().sum::<f64>() / n as f64 };
+    RegionError { points: n, median, mean }
+}
+
+impl GaussianMixture {
+    /// `log w_k + log N(x; mu_k, s_k^2 I)` for every component `k` (the unnormalised log
+    /// responsibilities).
+    fn log_joint(&self, x: &[f64]) -> Vec<f64> {
+        let d = self.dim() as f64;
+        (0..self.weights.len())
+            .map(|k| {
+                let v = self.stds[k] * self.stds[k];
+                let sq: f64 = x.iter().zip(&self.means[k]).map(|(a, b)| (a - b) * (a - b)).sum();
+                self.weights[k].ln() - 0.5 * d * (2.0 * std::f64::consts::PI * v).ln() - 0.5 * sq / v
+            })
+            .collect()
+    }
+
+    /// The responsibilities `r_k(x) = w_k N(x; mu_k, s_k^2 I) / p(x)` of one point.
+    pub fn responsibilities(&self, x: &[f64]) -> Vec<f64> {
+        let l = self.log_joint(x);
+        let max = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = l.iter().map(|v| (v - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.into_iter().map(|v| v / sum).collect()
+    }
+
+    /// The component of largest responsibility (the first on a tie); `None` for a point with
+    /// a non-finite coordinate.
+    pub fn assign(&self, x: &[f64]) -> Option<usize> {
+        if x.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let l = self.log_joint(x);
+        (0..l.len()).reduce(|best, k| if l[k] > l[best] { k } else { best })
+    }
+
+    /// The exact score `grad log p(x) = -sum_k r_k(x) (x - mu_k) / s_k^2` of one point.
+    pub fn score(&self, x: &[f64]) -> Vec<f64> {
+        let r = self.responsibilities(x);
+        let mut s = vec![0.0; x.len()];
+        for (k, rk) in r.iter().enumerate() {
+            let v = self.stds[k] * self.stds[k];
+            for (j, sj) in s.iter_mut().enumerate() {
+                *sj -= rk * (x[j] - self.means[k][j]) / v;
+            }
+        }
+        s
+    }
+
+    fn check_points(&self, points: &[f64], what: &str) -> Result<usize, MixtureError> {
+        let d = self.dim();
+        if points.is_empty() || !points.len().is_multiple_of(d) {
+            return Err(field(what, format!("expected a whole number of {d}-D points, at least one, found {} numbers", points.len())));
+        }
+        Ok(points.len() / d)
+    }
+
+    /// Assigns each of `points` (row-major `[n, dim]`) to its component ([`assign`](Self::assign))
+    /// and compares each component's share with its weight in binomial standard errors.
+    pub fn component_shares(&self, points: &[f64]) -> Result<ComponentShares, MixtureError> {
+        let n = self.check_points(points, "points")?;
+        let mut counts = vec![0usize; self.weights.len()];
+        let mut unassigned = 0;
+        for x in points.chunks(self.dim()) {
+            match self.assign(x) {
+                Some(k) => counts[k] += 1,
+                None => unassigned += 1,
+            }
+        }
+        let shares = counts
+            .iter()
+            .zip(&self.weights)
+            .map(|(&count, &weight)| {
+                let fraction = count as f64 / n as f64;
+                let se = (weight * (1.0 - weight) / n as f64).sqrt();
+                let z = if se > 0.0 {
+                    (fraction - weight) / se
+                } else if fraction == weight {
+                    0.0
+                } else {
+                    f64::INFINITY
+                };
+                ComponentShare { weight, count, fraction, se, z }
+            })
+            .collect();
+        Ok(ComponentShares { n, unassigned, shares })
+    }
+
+    /// A learned score at `points` (row-major `[n, dim]`, `learned` the same layout) against
+    /// this mixture's exact score ([`score`](Self::score); pass the mixture perturbed to the
+    /// time compared, [`perturbed`](Self::perturbed)), by density region: relative density at
+    /// least `high` and below `low` ([`HIGH_DENSITY`], [`LOW_DENSITY`]).
+    pub fn score_error_by_density(&self, points: &[f64], learned: &[f64], high: f64, low: f64) -> Result<ScoreErrorByDensity, MixtureError> {
+        let n = self.check_points(points, "points")?;
+        if learned.len() != points.len() {
+            return Err(field("learned", format!("expected {} numbers (one score per point), found {}", points.len(), learned.len())));
+        }
+        if !(low > 0.0 && low <= high && high <= 1.0) {
+            return Err(field("thresholds", format!("expected 0 < low <= high <= 1, found low {low}, high {high}")));
+        }
+        let d = self.dim();
+        let floor = 1.0 / self.stds.iter().cloned().fold(f64::INFINITY, f64::min);
+        let log_p: Vec<f64> = points.chunks(d).map(|x| self.log_density(x)).collect();
+        let max = log_p.iter().cloned().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+        let relative_density: Vec<f64> = log_p.iter().map(|l| (l - max).exp()).collect();
+        let relative_error: Vec<f64> = (0..n)
+            .map(|i| {
+                let (x, s) = (&points[i * d..(i + 1) * d], &learned[i * d..(i + 1) * d]);
+                let exact = self.score(x);
+                let diff = exact.iter().zip(s).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+                let norm = exact.iter().map(|a| a * a).sum::<f64>().sqrt();
+                diff / norm.max(floor)
+            })
+            .collect();
+        let pick = |keep: &dyn Fn(f64) -> bool| region((0..n).filter(|&i| keep(relative_density[i])).map(|i| relative_error[i]));
+        let high_region = pick(&|p| p >= high);
+        let low_region = pick(&|p| p < low);
+        Ok(ScoreErrorByDensity { relative_error, relative_density, high: high_region, low: low_region, thresholds: [high, low] })
+    }
+}
+
 /// The JSON file: a mixture and the SDE it is perturbed by.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixtureFile {
@@ -218,6 +431,7 @@ impl MixtureFile {
     pub fn from_json(text: &str) -> Result<Self, MixtureError> {
         let r: MixtureFileRepr = serde_json::from_str(text)?;
         let mixture = GaussianMixture::new(r.weights, r.means, r.stds)?;
+        crate::limits::sde(&r.sde).map_err(|e| field(format!("sde.{}", e.field), format!("expected {}, found {}", e.expected, e.found)))?;
         r.sde.build()?;
         Ok(Self { sde: r.sde, mixture })
     }
@@ -321,6 +535,60 @@ mod tests {
                 assert!((got[i * 3 + j] as f64 - fd).abs() < 1e-3 * (1.0 + fd.abs()), "{i},{j}: {} vs {fd}", got[i * 3 + j]);
             }
         }
+    }
+
+    /// Assignment and shares against a hand computation. Mixture `0.2 N((-1, 0), 1) +
+    /// 0.8 N((1, 0), 1)`: the log-odds of component 0 at `x` are `ln(0.2/0.8) - 2 x_1`, so the
+    /// boundary is `x_1 = ln(1/4) / 2 = -0.693`; points at `x_1 = -0.8` go to 0, at `-0.6` to 1.
+    #[test]
+    fn component_shares_by_hand() {
+        let mix = GaussianMixture::new(vec![0.2, 0.8], vec![vec![-1.0, 0.0], vec![1.0, 0.0]], vec![1.0, 1.0]).unwrap();
+        assert_eq!(mix.assign(&[-0.8, 3.0]), Some(0));
+        assert_eq!(mix.assign(&[-0.6, -3.0]), Some(1));
+        assert_eq!(mix.assign(&[f64::NAN, 0.0]), None);
+        // r_0 at the origin: 0.2 / (0.2 + 0.8) (equal distances).
+        assert!((mix.responsibilities(&[0.0, 0.0])[0] - 0.2).abs() < 1e-12);
+        // 5 points: 2 in component 0, 2 in 1, 1 unassigned. n = 5: se_0 = sqrt(0.16 / 5) = 0.178885,
+        // z_0 = (0.4 - 0.2) / 0.178885 = 1.118034; z_1 = (0.4 - 0.8) / 0.178885 = -2.236068.
+        let pts = [-5.0, 0.0, -0.8, 1.0, 2.0, 0.0, -0.6, 0.0, f64::INFINITY, 0.0];
+        let s = mix.component_shares(&pts).unwrap();
+        assert_eq!((s.n, s.unassigned), (5, 1));
+        assert_eq!((s.shares[0].count, s.shares[1].count), (2, 2));
+        assert!((s.shares[0].se - 0.178885).abs() < 1e-6 && (s.shares[1].se - 0.178885).abs() < 1e-6);
+        assert!((s.shares[0].z - 1.118034).abs() < 1e-6 && (s.shares[1].z + 2.236068).abs() < 1e-6);
+        assert!((s.max_abs_z() - 2.236068).abs() < 1e-6);
+        let e = mix.component_shares(&[1.0, 2.0, 3.0]).unwrap_err().to_string();
+        assert!(e.contains("`points`") && e.contains("3 numbers"), "{e}");
+        assert!(mix.component_shares(&[]).is_err());
+    }
+
+    /// The host score is the gradient of the host log-density, and the error summary splits
+    /// points by density: the exact score has zero error, a score off by 1 in `x_1` has error
+    /// `1 / max(|s|, 1)` (the floor: `1 / s_min = 1`).
+    #[test]
+    fn score_error_by_density_by_hand() {
+        let mix = GaussianMixture::new(vec![0.2, 0.8], vec![vec![-3.0, 0.0], vec![3.0, 0.0]], vec![1.0, 1.0]).unwrap();
+        let x = [0.7, -0.4];
+        let s = mix.score(&x);
+        for j in 0..2 {
+            let (mut a, mut b) = (x.to_vec(), x.to_vec());
+            a[j] += 1e-5;
+            b[j] -= 1e-5;
+            let fd = (mix.log_density(&a) - mix.log_density(&b)) / 2e-5;
+            assert!((s[j] - fd).abs() < 1e-6, "{j}: {} vs {fd}", s[j]);
+        }
+        // At the major mode (3, 0): relative density 1, exact score ~0 (error over the floor 1).
+        // At (10, 0): relative density exp(-49 / 2) ~ 2e-11, |s| = 7.
+        let pts = [3.0, 0.0, 10.0, 0.0];
+        let exact: Vec<f64> = pts.chunks(2).flat_map(|p| mix.score(p)).collect();
+        let e = mix.score_error_by_density(&pts, &exact, HIGH_DENSITY, LOW_DENSITY).unwrap();
+        assert!(e.relative_error.iter().all(|&v| v < 1e-9));
+        assert!((e.relative_density[0] - 1.0).abs() < 1e-9 && e.relative_density[1] < 1e-10);
+        let off: Vec<f64> = exact.iter().enumerate().map(|(i, v)| v + if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let e = mix.score_error_by_density(&pts, &off, HIGH_DENSITY, LOW_DENSITY).unwrap();
+        assert!((e.high.median - 1.0).abs() < 1e-6 && e.high.points == 1, "{:?}", e.high);
+        assert!((e.low.median - 1.0 / 7.0).abs() < 1e-6 && e.low.points == 1, "{:?}", e.low);
+        assert!(mix.score_error_by_density(&pts, &off[..2], HIGH_DENSITY, LOW_DENSITY).unwrap_err().to_string().contains("`learned`"));
     }
 
     #[test]

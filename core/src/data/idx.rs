@@ -156,12 +156,23 @@ pub struct IdxImages {
 
 /// Decompresses `bytes` if they start with the gzip magic, else returns them unchanged.
 /// `name` names the source in errors.
+/// The output is cut at [`crate::limits::MAX_DECOMPRESSED_BYTES`]: a stream that inflates
+/// beyond it (a "gzip bomb") is an error, not an allocation of its full size.
 pub fn maybe_gunzip(bytes: Vec<u8>, name: &str) -> Result<Vec<u8>, DataError> {
+    gunzip_at_most(bytes, name, crate::limits::MAX_DECOMPRESSED_BYTES)
+}
+
+/// [`maybe_gunzip`] with the output cut at `limit` bytes.
+pub fn gunzip_at_most(bytes: Vec<u8>, name: &str, limit: u64) -> Result<Vec<u8>, DataError> {
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(bytes);
     }
     let mut out = Vec::new();
-    MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(|error| DataError::Gzip { path: name.to_string(), error })?;
+    let gzip = |error| DataError::Gzip { path: name.to_string(), error };
+    MultiGzDecoder::new(&bytes[..]).take(limit.saturating_add(1)).read_to_end(&mut out).map_err(gzip)?;
+    if out.len() as u64 > limit {
+        return Err(gzip(std::io::Error::other(format!("it inflates to more than {limit} bytes, the most a data file may hold"))));
+    }
     Ok(out)
 }
 
@@ -365,6 +376,15 @@ mod tests {
         assert!(matches!(e, DataError::BadMagic { expected: LABELS_MAGIC, found: IMAGES_MAGIC, .. }), "{e:?}");
         let e = parse_labels(b"hello world", "text").unwrap_err();
         assert!(matches!(e, DataError::BadMagic { .. }), "{e:?}");
+    }
+
+    /// A stream that inflates beyond the limit is refused after `limit + 1` bytes.
+    #[test]
+    fn gzip_bombs_are_cut_at_the_limit() {
+        let gz = gzip(&[0u8; 100_000]);
+        assert_eq!(gunzip_at_most(gz.clone(), "ok.gz", 100_000).unwrap().len(), 100_000);
+        let e = gunzip_at_most(gz, "bomb.gz", 1000).unwrap_err();
+        assert!(matches!(e, DataError::Gzip { .. }) && e.to_string().contains("bomb.gz") && e.to_string().contains("more than 1000 bytes"), "{e}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn check_sha256(card_file: &str, expected: &str, weights: &[u8], weights_nam
 pub fn data_range(dataset: Dataset) -> Option<[f64; 2]> {
     match dataset {
         Dataset::Image(_) => Some([-1.0, 1.0]),
-        Dataset::Toy(_) => None,
+        Dataset::Toy(_) | Dataset::External => None,
     }
 }
 
@@ -186,13 +186,16 @@ impl ModelCard {
         if let Some(h) = self.weights_sha256.as_deref().filter(|h| !is_sha256_hex(h)) {
             return Err(field(file, SHA256_FIELD, "64 lower-case hex digits (a SHA-256)", format!("{h:?}")));
         }
+        crate::limits::sde(&self.sde).map_err(|e| field(file, &format!("sde.{}", e.field), e.expected, e.found))?;
         self.sde.build().map_err(|e| field(file, &format!("sde.{}", e.field), "a valid SDE", e.message))?;
+        crate::limits::point_shape(&self.shape).map_err(|e| field(file, &e.field, e.expected, e.found))?;
         if let Some([lo, hi]) = self.data_range
             && !(lo.is_finite() && hi.is_finite() && lo < hi)
         {
             return Err(field(file, "data_range", "finite [lo, hi] with lo < hi", format!("[{lo}, {hi}]")));
         }
         let net_err = |e: NnError| ExportError::Invalid { file: file.into(), message: format!("network: {e}") };
+        self.network.check_sde(&self.sde).map_err(|message| ExportError::Invalid { file: file.into(), message })?;
         match (&self.dataset, &self.network) {
             (Dataset::Image(_), Network::Unet(u)) => {
                 u.validate().map_err(net_err)?;
@@ -217,6 +220,34 @@ impl ModelCard {
             }
             (Dataset::Image(_), Network::Mlp(_)) => return Err(field(file, "network.kind", format!("unet for the image dataset {}", self.dataset), "mlp")),
             (Dataset::Toy(_), Network::Unet(_)) => return Err(field(file, "network.kind", format!("mlp for the 2-D dataset {}", self.dataset), "unet")),
+            (Dataset::External, Network::DiffusersUnet2d(d)) => self.validate_diffusers(file, d)?,
+            (Dataset::External, _) => {
+                return Err(field(
+                    file,
+                    "network.kind",
+                    "diffusers-unet2d for the dataset external (an imported checkpoint)",
+                    if matches!(self.network, Network::Mlp(_)) { "mlp" } else { "unet" },
+                ));
+            }
+            (_, Network::DiffusersUnet2d(_)) => return Err(field(file, "dataset", "external for an imported diffusers-unet2d", self.dataset.to_string())),
+        }
+        Ok(())
+    }
+
+    /// The checks of an imported `UNet2DModel`'s card: a DDPM schedule of the network's
+    /// `num_train_timesteps`, a fixed variance and an image shape its sides fit.
+    fn validate_diffusers(&self, file: &str, d: &crate::nn::diffusers::DiffusersNetConfig) -> Result<(), ExportError> {
+        d.validate().map_err(|e| ExportError::Invalid { file: file.into(), message: format!("network: {e}") })?;
+        if !matches!(self.sde, SdeConfig::Ddpm { levels, .. } if levels == d.num_train_timesteps) {
+            return Err(field(file, "sde", format!("a ddpm schedule of {} levels (num_train_timesteps)", d.num_train_timesteps), format!("{:?}", self.sde)));
+        }
+        if self.variance == Variance::Learned {
+            return Err(field(file, "variance", "small or large (the network outputs no variance)", "learned"));
+        }
+        let m = d.unet.side_multiple();
+        let ok = matches!(*self.shape, [c, h, w] if c == d.unet.in_channels && h > 0 && w > 0 && h % m == 0 && w % m == 0);
+        if !ok {
+            return Err(field(file, "shape", format!("[{}, height, width] with sides divisible by {m}", d.unet.in_channels), format!("{:?}", self.shape)));
         }
         Ok(())
     }
@@ -235,7 +266,7 @@ impl ModelCard {
     pub fn image_dataset(&self) -> Option<DatasetKind> {
         match self.dataset {
             Dataset::Image(k) => Some(k),
-            Dataset::Toy(_) => None,
+            Dataset::Toy(_) | Dataset::External => None,
         }
     }
 }

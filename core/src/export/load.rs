@@ -38,6 +38,7 @@ impl ModelCard {
         let net = match &self.network {
             Network::Unet(c) => LoadedNet::Image(load_burnpack_bytes(c, weights, name, device)?.with_sde(Arc::from(self.sde()?))),
             Network::Mlp(c) => LoadedNet::Point(load_burnpack_bytes(c, weights, name, device)?),
+            Network::DiffusersUnet2d(c) => LoadedNet::Diffusers(load_burnpack_bytes(c, weights, name, device)?),
         };
         if self.parameters != 0 && net.num_params() != self.parameters {
             return Err(field(MODEL_FILE, "parameters", format!("{} (the parameters in {name})", net.num_params()), self.parameters.to_string()));
@@ -52,6 +53,7 @@ impl LoadedNet {
         match self {
             Self::Image(n) => burnpack_bytes_as(n, dtype),
             Self::Point(n) => burnpack_bytes_as(n, dtype),
+            Self::Diffusers(n) => burnpack_bytes_as(n, dtype),
         }
     }
 }
@@ -139,16 +141,23 @@ pub fn read_run_dir(run_dir: &Path) -> Result<StoredModel, ExportError> {
             found: if config_path.is_file() { "no checkpoint/ (has training written one yet?)".into() } else { "no config.json".into() },
         });
     };
-    let config_file = config_path.display().to_string();
-    let config = RunConfig::from_json(&read_text(&config_path)?).map_err(|message| ExportError::Invalid { file: config_file, message })?;
     let state_path = ckpt.join(crate::train::STATE_FILE);
-    let state: crate::train::TrainState =
-        serde_json::from_str(&read_text(&state_path)?).map_err(|e| ExportError::Invalid { file: state_path.display().to_string(), message: e.to_string() })?;
     let name = run_dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "model".into());
-    let card = ModelCard::from_run(&config, &name, 0, state.step, "");
+    let (config_text, state_text) = (read_text(&config_path)?, read_text(&state_path)?);
+    let card = run_card(&config_text, &config_path.display().to_string(), &state_text, &state_path.display().to_string(), &name)?;
     let ema_path = ckpt.join(crate::train::EMA_FILE);
     let weights = read(&ema_path)?;
     Ok(StoredModel { card, weights, weights_name: ema_path.display().to_string() })
+}
+
+/// The card of a training run named `name` from the texts of its `config.json` and of its
+/// checkpoint's `state.json` (the files `config_file` and `state_file` in errors): the config's
+/// network, SDE and data set, the state's step, `parameters = 0` and an empty command.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_card(config: &str, config_file: &str, state: &str, state_file: &str, name: &str) -> Result<ModelCard, ExportError> {
+    let config = RunConfig::from_json(config).map_err(|message| ExportError::Invalid { file: config_file.into(), message })?;
+    let state: crate::train::TrainState = serde_json::from_str(state).map_err(|e| ExportError::Invalid { file: state_file.into(), message: e.to_string() })?;
+    Ok(ModelCard::from_run(&config, name, 0, state.step, ""))
 }
 
 /// [`read_dir`], then the network loaded on `device`.

@@ -2,7 +2,8 @@
 //!
 //! [`card`] is the schema of `model.json` and its checks; [`load`] reads export and run
 //! directories, builds the card's network ([`LoadedNet`], in [`crate::model`]) and writes export
-//! directories.
+//! directories; `diffusers` imports a diffusers `UNet2DModel` checkpoint into an export directory
+//! (native only).
 //!
 //! An export directory (`www/models/<name>/`) holds two files:
 //! - `model.json`, a [`ModelCard`]: the format version, the data set, the network config (the
@@ -28,13 +29,15 @@
 //! [`ModelCard`] + [`LoadedNet`] pair as [`load_dir`] does for an export directory.
 
 pub mod card;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod diffusers;
 pub mod load;
 
 pub use crate::model::LoadedNet;
 pub use card::{ModelCard, SHA256_FIELD, WeightsDType, check_sha256, data_range, data_shape, sha256_hex};
 pub use load::{StoredModel, burnpack_bytes_as};
 #[cfg(not(target_arch = "wasm32"))]
-pub use load::{is_export_dir, is_run_dir, load_dir, load_run_dir, read_dir, read_run_dir, write_dir};
+pub use load::{is_export_dir, is_run_dir, load_dir, load_run_dir, read_dir, read_run_dir, run_card, write_dir};
 
 use crate::nn::NnError;
 

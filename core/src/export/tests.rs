@@ -221,3 +221,44 @@ fn weights_sha256_is_written_and_checked() {
     assert!(e.contains(&format!("`{SHA256_FIELD}`")) && e.contains("lower-case hex"), "{e}");
     std::fs::remove_dir_all(dir.parent().unwrap()).ok();
 }
+
+/// Fields that size an allocation are refused before it (issue 22): before, `levels` of 10^12
+/// aborted in the DDPM schedule's allocation and a 10^12-class U-Net in its embedding's.
+#[test]
+fn cards_claiming_huge_sizes_are_refused_before_allocating() {
+    let text = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(&image_card().to_json()).unwrap();
+        edit(&mut v);
+        v.to_string()
+    };
+    let levels = text(&|v| v["sde"] = serde_json::json!({"kind": "ddpm", "schedule": "linear", "levels": 1_000_000_000_000u64}));
+    let e = ModelCard::from_json(&levels).unwrap_err().to_string();
+    assert!(e.contains("model.json") && e.contains("sde.levels") && e.contains("at most 1000000") && e.contains("found 1000000000000"), "{e}");
+    let classes = text(&|v| v["network"]["num_classes"] = 1_000_000_000_000u64.into());
+    let e = ModelCard::from_json(&classes).unwrap_err().to_string();
+    assert!(e.contains("num_classes") && e.contains("at most 65536"), "{e}");
+    let mult = text(&|v| v["network"]["channel_mult"] = serde_json::json!([1, u64::MAX]));
+    let e = ModelCard::from_json(&mult).unwrap_err().to_string();
+    assert!(e.contains("channel_mult[1]"), "{e}");
+    let shape = text(&|v| v["shape"] = serde_json::json!([1, 1u64 << 40, 1u64 << 40]));
+    let e = ModelCard::from_json(&shape).unwrap_err().to_string();
+    assert!(e.contains("`shape`") && e.contains("at most 16384"), "{e}");
+    let mut v: serde_json::Value = serde_json::from_str(&point_card().to_json()).unwrap();
+    v["network"]["hidden"] = (1u64 << 40).into();
+    let e = ModelCard::from_json(&v.to_string()).unwrap_err().to_string();
+    assert!(e.contains("hidden") && e.contains("at most 16384"), "{e}");
+}
+
+/// A run's card from the texts of its config and state, errors naming the file.
+#[test]
+fn run_card_reads_config_and_state_texts() {
+    let config = RunConfig::preset(Dataset::Toy(Toy::TwoMoons)).to_json();
+    let noise = NoiseSource::new(1).state();
+    let state = crate::train::TrainState { step: 7, ema_loss: None, data_noise: noise.clone(), loss_noise: noise, loss_history: None };
+    let state = serde_json::to_string(&state).unwrap();
+    let card = run_card(&config, "c.json", &state, "s.json", "moons").unwrap();
+    assert_eq!((card.steps_trained, card.name.as_str()), (7, "moons"));
+    let state = state.as_str();
+    assert!(run_card(&config, "c.json", "{", "s.json", "m").unwrap_err().to_string().contains("s.json"));
+    assert!(run_card("{}", "c.json", state, "s.json", "m").unwrap_err().to_string().contains("c.json"));
+}

@@ -46,6 +46,14 @@ use crate::sampler::{Ancestral, Ddim, GridSampler, PredictionStep, SamplerConfig
 use crate::sde::Sde;
 use burn::tensor::{Device, Tensor};
 
+/// The default step size `zeta'` of `zeta_i = zeta' / ||y - A(x0_hat)||` (Chung et al. 2023,
+/// appendix C; not tuned for MNIST): what the command line and the page start from.
+pub const DEFAULT_ZETA: f64 = 1.0;
+
+/// The default measurement noise `sigma_y = 0.05` in the data's `[-1, 1]` scale (the paper's
+/// sec. 4 experiments).
+pub const DEFAULT_SIGMA_Y: f64 = 0.05;
+
 /// The DPS guidance at one state.
 #[derive(Debug, Clone)]
 pub struct DpsGradient<const D: usize> {

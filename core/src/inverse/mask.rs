@@ -29,6 +29,22 @@ impl<const D: usize> Mask<D> {
         Self { mask, observed }
     }
 
+    /// From host weights of `shape` (row-major; `>= 1/2` observed). The observed fraction is
+    /// counted on the host, so nothing is read back from the device (WebGPU in the browser
+    /// forbids synchronous reads, which [`new`](Self::new) makes).
+    ///
+    /// # Errors
+    /// When `values` does not hold one weight per entry of `shape` (field `mask`).
+    pub fn from_values(values: &[f32], shape: [usize; D], device: &Device) -> Result<Self, crate::error::ConfigError> {
+        let n: usize = shape.iter().product();
+        if values.len() != n {
+            return Err(crate::error::ConfigError::new("mask", format!("{n} values (shape {shape:?})"), values.len()));
+        }
+        let observed = values.iter().filter(|&&v| v >= 0.5).count() as f64 / n.max(1) as f64;
+        let mask = Tensor::<D>::from_data(TensorData::new(values.to_vec(), shape), device).greater_equal_elem(0.5).float();
+        Ok(Self { mask, observed })
+    }
+
     /// The binary mask tensor.
     pub fn mask(&self) -> &Tensor<D> {
         &self.mask

@@ -17,7 +17,8 @@
 //!   ([`ClassifierGuidance`], Song et al. 2021, eq. 14; Dhariwal & Nichol 2021).
 //! - Baselines ([`baseline`]): the masked input, bicubic upsampling, Wiener deconvolution.
 //! - Which method fits which task, and solving it ([`Method`]); scoring a reconstruction
-//!   against the truth ([`score`]: PSNR and SSIM, after alignment for phase retrieval).
+//!   against the truth ([`score`]: PSNR and SSIM, after alignment for phase retrieval); drawing a
+//!   measurement at the image's size ([`measurement_preview`]).
 //!
 //! # Shapes
 //! Image operators take `[batch, channels, height, width]` and return the measurement as a
@@ -40,6 +41,7 @@ mod mask;
 mod method;
 mod noise;
 mod phase;
+mod preview;
 mod projection;
 mod resize;
 mod score;
@@ -56,6 +58,7 @@ pub use mask::Mask;
 pub use method::{Method, MethodKind, OwnedLinear, Problem};
 pub use noise::MeasurementNoise;
 pub use phase::{FourierMagnitude, RECOVERED_PSNR_DB, align_phase};
+pub use preview::measurement_preview;
 pub use projection::{Inpainting, Projection};
 pub use resize::{AvgPool, Bicubic, Resample, cubic_resize_matrix, keys_cubic};
 pub use score::{Scores, score};

@@ -191,8 +191,19 @@ impl<const D: usize> Inpainting<D> {
         if y.dims() != mask.dims() {
             return Err(ConfigError::new("mask", format!("the observation's shape {:?}", y.dims()), format!("{:?}", mask.dims())));
         }
+        Self::with_mask(config, sde, y, Mask::new(mask), noise, device)
+    }
+
+    /// Projection inpainting of `y` with a mask operator built elsewhere (e.g.
+    /// [`Mask::from_values`], which reads nothing back from the device).
+    ///
+    /// # Errors
+    /// When the mask and `y` differ in shape (field `mask`).
+    pub fn with_mask(config: &SamplerConfig, sde: &dyn Sde, y: Tensor<D>, op: Mask<D>, noise: &mut NoiseSource, device: &Device) -> Result<Self, ConfigError> {
+        if y.dims() != op.mask().dims() {
+            return Err(ConfigError::new("mask", format!("the observation's shape {:?}", y.dims()), format!("{:?}", op.mask().dims())));
+        }
         let shape = y.dims();
-        let op = Mask::new(mask);
         let y = super::Operator::forward(&op, y);
         Self::with_operator(config, sde, op, y, shape, noise, device)
     }

@@ -124,7 +124,7 @@ mod tests {
     fn exact_model_attains_the_closed_form() {
         let dev = device();
         let (d, c, n, levels, i, lambda) = (2usize, 0.5, 6000usize, 1000usize, 300usize, 0.001);
-        let cfg = SdeConfig::Ddpm { schedule: ScheduleKind::Linear, levels };
+        let cfg = SdeConfig::ddpm(ScheduleKind::Linear, levels);
         let sde = cfg.build().unwrap();
         let mix = GaussianMixture::gaussian(vec![0.2, -0.4], c).unwrap();
         let exact = MixtureScore::new(mix.clone(), cfg.build().unwrap(), &dev).unwrap();
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn importance_sampling_fills_the_history() {
         let dev = device();
-        let cfg = SdeConfig::Ddpm { schedule: ScheduleKind::Cosine, levels: 4 };
+        let cfg = SdeConfig::ddpm(ScheduleKind::Cosine, 4);
         let sde = cfg.build().unwrap();
         let mix = GaussianMixture::gaussian(vec![0.0, 0.0], 0.5).unwrap();
         let exact = MixtureScore::new(mix, cfg.build().unwrap(), &dev).unwrap();

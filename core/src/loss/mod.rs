@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn ddpm_simple_loss_at_the_exact_score() {
-        let cfg = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 };
+        let cfg = SdeConfig::ddpm(crate::sde::ScheduleKind::Linear, 1000);
         let (model, sde, x0, mut noise) = setup(&cfg);
         let got = ddpm_simple_loss(&model, sde.as_ref(), x0, 1000, &mut noise).into_scalar::<f32>() as f64;
         let expect = (1..=1000).map(|i| optimum(sde.as_ref(), i as f64 / 1000.0)).sum::<f64>() / 1000.0;
@@ -101,7 +101,7 @@ mod tests {
     /// is the eps loss weighted by `1 / m^2 = 1 + 1 / SNR`, checked against `objective_at`.
     #[test]
     fn v_and_eps_losses_agree_by_their_identity() {
-        let cfg = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 };
+        let cfg = SdeConfig::ddpm(crate::sde::ScheduleKind::Linear, 1000);
         let (model, sde, x0, _) = setup(&cfg);
         let loss = |target, gamma, seed| {
             let mut noise = NoiseSource::new(seed);

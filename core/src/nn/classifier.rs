@@ -69,6 +69,7 @@ impl ClassifierConfig {
         if let Some(te) = self.time_embedding {
             te.validate(self.hidden).map_err(|m| err("time_embedding", m))?;
         }
+        crate::limits::classifier(self)?;
         Ok(())
     }
 

@@ -39,6 +39,7 @@ impl MlpConfig {
     /// Checks every field, naming the first offending one.
     pub fn validate(&self) -> Result<(), NnError> {
         let err = |field: &str, message: String| NnError::Config { field: field.into(), message };
+        crate::limits::mlp(self)?;
         if self.dim == 0 {
             return Err(err("dim", "expected a data dimension >= 1, found 0".into()));
         }

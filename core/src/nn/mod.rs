@@ -4,6 +4,7 @@
 //!   Gaussian Fourier features (Tancik et al. 2020; Song et al. 2021), each followed by an MLP.
 //! - [`unet`]: a compact DDPM U-Net for images (Ho et al. 2020, appendix B), optionally
 //!   class-conditional with classifier-free guidance ([`Guided`], Ho & Salimans 2022).
+//! - [`diffusers`]: diffusers' `UNet2DModel` layer for layer, for checkpoints in its format.
 //! - [`mlp`]: a residual MLP for low-dimensional data.
 //! - [`flops`]: the U-Net's floating-point operations per forward pass (benchmarks' GFLOP/s).
 //! - [`conv`]: 2-D convolution, on Flex by the im2col and Winograd kernels of `backend::flex`.
@@ -28,6 +29,7 @@
 
 pub mod classifier;
 pub mod conv;
+pub mod diffusers;
 pub mod embedding;
 pub mod flops;
 pub mod fused;
@@ -78,6 +80,13 @@ pub enum NnError {
         /// Expected vs found: shape mismatches, missing and unexpected tensors.
         message: String,
     },
+}
+
+/// A config check's error (field, expected, found) as [`NnError::Config`].
+impl From<crate::error::ConfigError> for NnError {
+    fn from(e: crate::error::ConfigError) -> Self {
+        Self::Config { field: e.field, message: format!("expected {}, found {}", e.expected, e.found) }
+    }
 }
 
 /// A network config that can build its module: what [`load_burnpack`] needs.

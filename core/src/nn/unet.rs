@@ -114,6 +114,7 @@ impl UNetConfig {
 
     /// Checks every field, naming the first offending one.
     pub fn validate(&self) -> Result<(), NnError> {
+        crate::limits::unet(self)?;
         if self.in_channels == 0 {
             return Err(config_err("in_channels", "expected at least 1 channel, found 0".into()));
         }

@@ -23,7 +23,9 @@ pub struct AnnealedLangevin {
 impl AnnealedLangevin {
     /// Levels from a [`time_grid`](super::time_grid) (its final `t = 0` is dropped).
     pub fn new(sde: &dyn Sde, times: Vec<f64>, steps_per_level: usize, step_lr: f64) -> Self {
-        let levels = times.into_iter().filter(|&t| sde.marginal(t).1 > 0.0).map(|t| (t, step_lr * sde.marginal(t).1.powi(2))).collect();
+        // `t = 0` is no level even where its std is positive (VE's `sigma_min`): `n` steps are `n`
+        // levels, and given times `[t, 0]` are one level at `t` (plain Langevin dynamics).
+        let levels = times.into_iter().filter(|&t| t > 0.0 && sde.marginal(t).1 > 0.0).map(|t| (t, step_lr * sde.marginal(t).1.powi(2))).collect();
         Self { levels, k: 0, steps_per_level: steps_per_level.max(1) }
     }
 }

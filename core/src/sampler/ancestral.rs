@@ -148,7 +148,7 @@ mod tests {
         use crate::sde::{Respaced, SdeConfig};
         use crate::test_util::*;
         let dev = device();
-        let cfg = SdeConfig::Ddpm { schedule: ScheduleKind::Linear, levels: 1000 };
+        let cfg = SdeConfig::ddpm(ScheduleKind::Linear, 1000);
         let sde = DiscreteVpSde::new(ScheduleKind::Linear, 1000).unwrap();
         let mix = GaussianMixture::new(vec![0.4, 0.6], vec![vec![-0.5, 0.2], vec![0.6, -0.3]], vec![0.1, 0.2]).unwrap();
         let exact = MixtureScore::new(mix, cfg.build().unwrap(), &dev).unwrap();

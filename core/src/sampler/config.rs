@@ -5,11 +5,12 @@
 //! In JSON (the page's requests, `native-cli`'s options) a config is one flat object tagged by
 //! `kind`, `{"kind": "ddim", "steps": 50, "eta": 0}` ([`SamplerSpec`]); an option given to a
 //! sampler that has no such option is refused with both named, and what is not given takes the
-//! sampler's own default (log-SNR spacing for `dpm-solver2m`, uniform for the others).
+//! sampler's own default grid (a Karras grid for `heun-edm` and `euler-ancestral`, log-SNR
+//! spacing for the DPM-Solver family and UniPC, uniform for the others).
 
 use super::{
-    Ancestral, AnnealedLangevin, Clip, Ddim, DpmSolver2M, EulerMaruyama, Grid, GridSampler, LangevinCorrector, OdeEuler, OdeHeun, Predictor,
-    PredictorCorrector, ReverseDiffusion, Rk45Sampler, Sampler, Spacing, X0Clip, clip,
+    Ancestral, AnnealedLangevin, Clip, Ddim, DpmSolver2M, DpmSolverPp, EulerAncestral, EulerMaruyama, Grid, GridSampler, HeunEdm, LangevinCorrector, OdeEuler,
+    OdeHeun, Predictor, PredictorCorrector, ReverseDiffusion, Rk45Sampler, Sampler, SigmaKind, SigmaSchedule, Spacing, UniPc, UniPcVariant, X0Clip, clip,
 };
 use crate::error::{ConfigError, positive};
 use crate::param::Variance;
@@ -57,6 +58,18 @@ pub enum SamplerKind {
     OdeRk45,
     /// DPM-Solver++(2M) (Lu et al. 2022).
     DpmSolver2m,
+    /// EDM's stochastic Heun (Karras et al. 2022, Alg. 2).
+    HeunEdm,
+    /// Euler ancestral (k-diffusion).
+    EulerAncestral,
+    /// DPM-Solver++(3M) (Lu et al. 2022; k-diffusion's 3M SDE at `eta = 0`).
+    DpmSolver3m,
+    /// DPM-Solver++(2M) SDE.
+    DpmSolver2mSde,
+    /// DPM-Solver++(3M) SDE.
+    DpmSolver3mSde,
+    /// UniPC (Zhao et al. 2023).
+    Unipc,
 }
 
 impl SamplerKind {
@@ -83,15 +96,32 @@ impl SamplerKind {
             Self::OdeHeun => "probability-flow ODE, Heun (2 NFE per step)",
             Self::OdeRk45 => "probability-flow ODE, adaptive Dormand-Prince RK45; rtol, atol",
             Self::DpmSolver2m => "DPM-Solver++(2M), multistep 2nd order for few steps",
+            Self::HeunEdm => "EDM's stochastic Heun (2 NFE per step); s_churn (0: deterministic), s_tmin, s_tmax, s_noise",
+            Self::EulerAncestral => "Euler ancestral (k-diffusion); eta, s_noise",
+            Self::DpmSolver3m => "DPM-Solver++(3M), multistep 3rd order for few steps",
+            Self::DpmSolver2mSde => "DPM-Solver++(2M) SDE, stochastic multistep; eta, s_noise",
+            Self::DpmSolver3mSde => "DPM-Solver++(3M) SDE, stochastic multistep; eta, s_noise",
+            Self::Unipc => "UniPC predictor-corrector multistep; order (1-3), solver_type bh1 or bh2",
         }
     }
 
-    /// The spacing of the grid unless told otherwise: log-SNR for DPM-Solver++ (Lu et al.'s
-    /// choice), uniform for the others.
+    /// The spacing of the grid unless told otherwise: log-SNR for DPM-Solver++ and UniPC (Lu et
+    /// al.'s choice), uniform for the others (the samplers on a Karras grid by default,
+    /// [`default_grid`](Self::default_grid), use it when a spacing is asked for).
     pub fn default_spacing(self) -> Spacing {
         match self {
-            Self::DpmSolver2m => Spacing::LogSnr,
+            Self::DpmSolver2m | Self::DpmSolver3m | Self::DpmSolver2mSde | Self::DpmSolver3mSde | Self::Unipc => Spacing::LogSnr,
             _ => Spacing::Uniform,
+        }
+    }
+
+    /// The grid of `steps` steps unless told otherwise: Karras et al.'s (`rho = 7`) for EDM's
+    /// Heun and Euler ancestral, as in k-diffusion; [`default_spacing`](Self::default_spacing)
+    /// for the others.
+    pub fn default_grid(self, steps: usize) -> Grid {
+        match self {
+            Self::HeunEdm | Self::EulerAncestral => Grid::Sigmas { steps, schedule: SigmaSchedule::new(SigmaKind::Karras) },
+            _ => Grid::Spaced { steps, spacing: self.default_spacing() },
         }
     }
 
@@ -170,6 +200,47 @@ pub enum SamplerOptions {
     },
     /// DPM-Solver++(2M).
     DpmSolver2m,
+    /// EDM's stochastic Heun.
+    HeunEdm {
+        /// `S_churn >= 0`: the total churn (0: deterministic).
+        s_churn: f64,
+        /// `S_tmin`: the smallest noise level `sigma = s / m` churned.
+        s_tmin: f64,
+        /// `S_tmax`: the largest noise level churned (may be infinite).
+        s_tmax: f64,
+        /// `S_noise`: the churn noise's scale.
+        s_noise: f64,
+    },
+    /// Euler ancestral.
+    EulerAncestral {
+        /// The share of the posterior noise (1: ancestral, 0: the ODE's Euler).
+        eta: f64,
+        /// The scale of the added noise.
+        s_noise: f64,
+    },
+    /// DPM-Solver++(3M).
+    DpmSolver3m,
+    /// DPM-Solver++(2M) SDE.
+    DpmSolver2mSde {
+        /// The noise share (1: the reverse SDE, 0: the ODE solver).
+        eta: f64,
+        /// The scale of the added noise.
+        s_noise: f64,
+    },
+    /// DPM-Solver++(3M) SDE.
+    DpmSolver3mSde {
+        /// The noise share (1: the reverse SDE, 0: the ODE solver).
+        eta: f64,
+        /// The scale of the added noise.
+        s_noise: f64,
+    },
+    /// UniPC.
+    Unipc {
+        /// The highest order, 1 to 3.
+        order: usize,
+        /// `B(h)`: bh1 or bh2.
+        solver_type: UniPcVariant,
+    },
 }
 
 impl SamplerOptions {
@@ -186,6 +257,12 @@ impl SamplerOptions {
             SamplerKind::OdeHeun => Self::OdeHeun,
             SamplerKind::OdeRk45 => Self::OdeRk45 { rtol: 1e-5, atol: 1e-5 },
             SamplerKind::DpmSolver2m => Self::DpmSolver2m,
+            SamplerKind::HeunEdm => Self::HeunEdm { s_churn: 0.0, s_tmin: 0.0, s_tmax: f64::INFINITY, s_noise: 1.0 },
+            SamplerKind::EulerAncestral => Self::EulerAncestral { eta: 1.0, s_noise: 1.0 },
+            SamplerKind::DpmSolver3m => Self::DpmSolver3m,
+            SamplerKind::DpmSolver2mSde => Self::DpmSolver2mSde { eta: 1.0, s_noise: 1.0 },
+            SamplerKind::DpmSolver3mSde => Self::DpmSolver3mSde { eta: 1.0, s_noise: 1.0 },
+            SamplerKind::Unipc => Self::Unipc { order: 2, solver_type: UniPcVariant::Bh2 },
         }
     }
 
@@ -202,6 +279,12 @@ impl SamplerOptions {
             Self::OdeHeun => SamplerKind::OdeHeun,
             Self::OdeRk45 { .. } => SamplerKind::OdeRk45,
             Self::DpmSolver2m => SamplerKind::DpmSolver2m,
+            Self::HeunEdm { .. } => SamplerKind::HeunEdm,
+            Self::EulerAncestral { .. } => SamplerKind::EulerAncestral,
+            Self::DpmSolver3m => SamplerKind::DpmSolver3m,
+            Self::DpmSolver2mSde { .. } => SamplerKind::DpmSolver2mSde,
+            Self::DpmSolver3mSde { .. } => SamplerKind::DpmSolver3mSde,
+            Self::Unipc { .. } => SamplerKind::Unipc,
         }
     }
 
@@ -213,7 +296,10 @@ impl SamplerOptions {
             Self::Ald { .. } => &["corrector_steps", "step_lr"],
             Self::Pc { .. } => &["predictor", "variance", "snr", "corrector_steps"],
             Self::OdeRk45 { .. } => &["rtol", "atol"],
-            Self::EulerMaruyama | Self::ReverseDiffusion | Self::OdeEuler | Self::OdeHeun | Self::DpmSolver2m => &[],
+            Self::HeunEdm { .. } => &["s_churn", "s_tmin", "s_tmax", "s_noise"],
+            Self::EulerAncestral { .. } | Self::DpmSolver2mSde { .. } | Self::DpmSolver3mSde { .. } => &["eta", "s_noise"],
+            Self::Unipc { .. } => &["order", "solver_type"],
+            Self::EulerMaruyama | Self::ReverseDiffusion | Self::OdeEuler | Self::OdeHeun | Self::DpmSolver2m | Self::DpmSolver3m => &[],
         }
     }
 
@@ -239,6 +325,19 @@ impl SamplerOptions {
             Self::Ald { step_lr, .. } => positive("step_lr", step_lr),
             Self::Pc { snr, .. } => positive("snr", snr),
             Self::OdeRk45 { rtol, atol } => positive("rtol", rtol).and_then(|()| positive("atol", atol)),
+            Self::HeunEdm { s_churn, s_tmin, s_tmax, s_noise } => {
+                non_negative("s_churn", s_churn)?;
+                non_negative("s_tmin", s_tmin)?;
+                non_negative("s_noise", s_noise)?;
+                if s_tmax.is_nan() || s_tmax < s_tmin {
+                    return Err(ConfigError::new("s_tmax", format!("a number at least s_tmin = {s_tmin} (or infinite)"), s_tmax));
+                }
+                Ok(())
+            }
+            Self::EulerAncestral { eta, s_noise } | Self::DpmSolver2mSde { eta, s_noise } | Self::DpmSolver3mSde { eta, s_noise } => {
+                non_negative("eta", eta).and_then(|()| non_negative("s_noise", s_noise))
+            }
+            Self::Unipc { order, .. } if !(1..=3).contains(&order) => Err(ConfigError::new("order", "1, 2 or 3", order)),
             _ => Ok(()),
         }
     }
@@ -282,7 +381,7 @@ impl SamplerConfig {
 
     /// The sampler `options` with `steps` steps of its default spacing.
     pub fn with_options(options: SamplerOptions, steps: usize) -> Self {
-        let grid = Grid::Spaced { steps, spacing: options.kind().default_spacing() };
+        let grid = options.kind().default_grid(steps);
         Self { options, grid, denoise: false, clip: Clip::Auto, clip_percentile: clip::DEFAULT_PERCENTILE, data_range: None }
     }
 
@@ -334,6 +433,7 @@ impl SamplerConfig {
             }
             _ => {}
         }
+        let steps = times.len().saturating_sub(1);
         match self.options {
             SamplerOptions::Ancestral { variance } => Box::new(GridSampler::new(times, Ancestral { variance })),
             SamplerOptions::Ddim { eta } => Box::new(GridSampler::new(times, Ddim { eta })),
@@ -345,6 +445,14 @@ impl SamplerConfig {
             SamplerOptions::OdeEuler => Box::new(GridSampler::new(times, OdeEuler)),
             SamplerOptions::OdeHeun => Box::new(GridSampler::new(times, OdeHeun)),
             SamplerOptions::DpmSolver2m => Box::new(GridSampler::new(times, DpmSolver2M::default())),
+            SamplerOptions::HeunEdm { s_churn, s_tmin, s_tmax, s_noise } => {
+                Box::new(GridSampler::new(times, HeunEdm { s_churn, s_tmin, s_tmax, s_noise, steps }))
+            }
+            SamplerOptions::EulerAncestral { eta, s_noise } => Box::new(GridSampler::new(times, EulerAncestral { eta, s_noise })),
+            SamplerOptions::DpmSolver3m => Box::new(GridSampler::new(times, DpmSolverPp::new(3, 0.0, 1.0))),
+            SamplerOptions::DpmSolver2mSde { eta, s_noise } => Box::new(GridSampler::new(times, DpmSolverPp::new(2, eta, s_noise))),
+            SamplerOptions::DpmSolver3mSde { eta, s_noise } => Box::new(GridSampler::new(times, DpmSolverPp::new(3, eta, s_noise))),
+            SamplerOptions::Unipc { order, solver_type } => Box::new(GridSampler::new(times, UniPc::new(order, solver_type, true, steps))),
             SamplerOptions::Ald { .. } | SamplerOptions::OdeRk45 { .. } => unreachable!("built above"),
         }
     }
@@ -368,7 +476,19 @@ pub struct SamplerSpec {
     /// Given grid times instead of `steps` and `spacing`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<Vec<f64>>,
-    /// DDIM's `eta`.
+    /// A noise-level schedule (karras, exponential, polyexponential) instead of `spacing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigmas: Option<SigmaKind>,
+    /// The schedule's `rho` (karras: 7, polyexponential: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+    /// The schedule's smallest noise level (default: the SDE's at `t_min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma_min: Option<f64>,
+    /// The schedule's largest noise level (default: the SDE's at the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma_max: Option<f64>,
+    /// DDIM's `eta`; the noise share of euler-ancestral and the SDE solvers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta: Option<f64>,
     /// The variance of ancestral steps (ancestral, pc).
@@ -392,6 +512,24 @@ pub struct SamplerSpec {
     /// RK45's absolute tolerance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub atol: Option<f64>,
+    /// EDM Heun's `S_churn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s_churn: Option<f64>,
+    /// EDM Heun's `S_tmin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s_tmin: Option<f64>,
+    /// EDM Heun's `S_tmax` (absent: infinite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s_tmax: Option<f64>,
+    /// The scale of the added noise (heun-edm, euler-ancestral, the SDE solvers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s_noise: Option<f64>,
+    /// UniPC's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<usize>,
+    /// UniPC's `B(h)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver_type: Option<UniPcVariant>,
     /// Finish with Tweedie's denoiser.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denoise: Option<bool>,
@@ -438,11 +576,28 @@ impl SamplerSpec {
                 take(&mut rest.rtol, rtol);
                 take(&mut rest.atol, atol);
             }
+            SamplerOptions::HeunEdm { s_churn, s_tmin, s_tmax, s_noise } => {
+                take(&mut rest.s_churn, s_churn);
+                take(&mut rest.s_tmin, s_tmin);
+                take(&mut rest.s_tmax, s_tmax);
+                take(&mut rest.s_noise, s_noise);
+            }
+            SamplerOptions::EulerAncestral { eta, s_noise }
+            | SamplerOptions::DpmSolver2mSde { eta, s_noise }
+            | SamplerOptions::DpmSolver3mSde { eta, s_noise } => {
+                take(&mut rest.eta, eta);
+                take(&mut rest.s_noise, s_noise);
+            }
+            SamplerOptions::Unipc { order, solver_type } => {
+                take(&mut rest.order, order);
+                take(&mut rest.solver_type, solver_type);
+            }
             SamplerOptions::EulerMaruyama
             | SamplerOptions::ReverseDiffusion
             | SamplerOptions::OdeEuler
             | SamplerOptions::OdeHeun
-            | SamplerOptions::DpmSolver2m => {}
+            | SamplerOptions::DpmSolver2m
+            | SamplerOptions::DpmSolver3m => {}
         }
         // What the sampler did not take is not its option.
         let left = [
@@ -454,19 +609,31 @@ impl SamplerSpec {
             ("step_lr", rest.step_lr.is_some()),
             ("rtol", rest.rtol.is_some()),
             ("atol", rest.atol.is_some()),
+            ("s_churn", rest.s_churn.is_some()),
+            ("s_tmin", rest.s_tmin.is_some()),
+            ("s_tmax", rest.s_tmax.is_some()),
+            ("s_noise", rest.s_noise.is_some()),
+            ("order", rest.order.is_some()),
+            ("solver_type", rest.solver_type.is_some()),
         ];
         if let Some((field, _)) = left.into_iter().find(|(_, given)| *given) {
             let own = options.fields();
             let own = if own.is_empty() { "none but the grid and the shared ones".to_string() } else { own.join(", ") };
             return Err(ConfigError::new(field, format!("an option of {kind} (its own: {own})"), format!("{field}, which {kind} does not have")));
         }
-        let grid = match (rest.times, rest.steps, rest.spacing) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(ConfigError::new("times", "either given times or steps and spacing", "both"));
+        let grid = match (rest.times, rest.steps, rest.spacing, rest.sigmas) {
+            (Some(_), Some(_), _, _) | (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
+                return Err(ConfigError::new("times", "either given times or steps and a spacing or sigmas", "both"));
             }
-            (Some(times), None, None) => Grid::Times(times),
-            (None, steps, spacing) => Grid::Spaced { steps: steps.unwrap_or(1000), spacing: spacing.unwrap_or(kind.default_spacing()) },
+            (None, _, Some(spacing), Some(sigmas)) => {
+                return Err(ConfigError::new("sigmas", "either a spacing or a noise-level schedule", format!("spacing {spacing} and sigmas {sigmas}")));
+            }
+            (Some(times), None, None, None) => Grid::Times(times),
+            (None, steps, Some(spacing), None) => Grid::Spaced { steps: steps.unwrap_or(1000), spacing },
+            (None, steps, None, Some(sigmas)) => Grid::Sigmas { steps: steps.unwrap_or(1000), schedule: SigmaSchedule::new(sigmas) },
+            (None, steps, None, None) => kind.default_grid(steps.unwrap_or(1000)),
         };
+        let grid = schedule_options(grid, rest.rho, rest.sigma_min, rest.sigma_max)?;
         let config = SamplerConfig {
             options,
             grid,
@@ -495,6 +662,37 @@ impl SamplerSpec {
     }
 }
 
+/// Puts the given `rho`, `sigma_min` and `sigma_max` into a noise-level schedule; refuses them
+/// for another grid, and `rho` for the exponential schedule.
+fn schedule_options(grid: Grid, rho: Option<f64>, sigma_min: Option<f64>, sigma_max: Option<f64>) -> Result<Grid, ConfigError> {
+    match grid {
+        Grid::Sigmas { steps, mut schedule } => {
+            if let Some(rho) = rho {
+                if schedule.kind.default_rho().is_none() {
+                    return Err(ConfigError::new("rho", "an option of karras or polyexponential sigmas", format!("rho with {} sigmas", schedule.kind)));
+                }
+                schedule.rho = rho;
+            }
+            schedule.sigma_min = sigma_min.or(schedule.sigma_min);
+            schedule.sigma_max = sigma_max.or(schedule.sigma_max);
+            Ok(Grid::Sigmas { steps, schedule })
+        }
+        other => match [("rho", rho), ("sigma_min", sigma_min), ("sigma_max", sigma_max)].into_iter().find(|(_, v)| v.is_some()) {
+            Some((field, _)) => Err(ConfigError::new(
+                field,
+                "an option of a noise-level schedule (sigmas: karras, exponential, polyexponential)",
+                format!("{field} with a spaced or given grid"),
+            )),
+            None => Ok(other),
+        },
+    }
+}
+
+/// Checks that `value` is finite and at least 0.
+fn non_negative(field: &str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value >= 0.0 { Ok(()) } else { Err(ConfigError::new(field, "a finite number >= 0", value)) }
+}
+
 /// Moves a given option into its sampler's field.
 fn take<T>(value: &mut Option<T>, into: &mut T) {
     if let Some(v) = value.take() {
@@ -515,6 +713,11 @@ impl From<SamplerConfig> for SamplerSpec {
         match c.grid {
             Grid::Spaced { steps, spacing } => (spec.steps, spec.spacing) = (Some(steps), Some(spacing)),
             Grid::Times(t) => spec.times = Some(t),
+            Grid::Sigmas { steps, schedule } => {
+                (spec.steps, spec.sigmas) = (Some(steps), Some(schedule.kind));
+                spec.rho = schedule.kind.default_rho().map(|_| schedule.rho);
+                (spec.sigma_min, spec.sigma_max) = (schedule.sigma_min, schedule.sigma_max);
+            }
         }
         match c.options {
             SamplerOptions::Ancestral { variance } => spec.variance = Some(variance),
@@ -524,11 +727,23 @@ impl From<SamplerConfig> for SamplerSpec {
                 (spec.predictor, spec.variance, spec.snr, spec.corrector_steps) = (Some(predictor), Some(variance), Some(snr), Some(corrector_steps));
             }
             SamplerOptions::OdeRk45 { rtol, atol } => (spec.rtol, spec.atol) = (Some(rtol), Some(atol)),
+            SamplerOptions::HeunEdm { s_churn, s_tmin, s_tmax, s_noise } => {
+                (spec.s_churn, spec.s_tmin, spec.s_noise) = (Some(s_churn), Some(s_tmin), Some(s_noise));
+                // JSON has no infinity: an absent S_tmax is infinite.
+                spec.s_tmax = s_tmax.is_finite().then_some(s_tmax);
+            }
+            SamplerOptions::EulerAncestral { eta, s_noise }
+            | SamplerOptions::DpmSolver2mSde { eta, s_noise }
+            | SamplerOptions::DpmSolver3mSde { eta, s_noise } => {
+                (spec.eta, spec.s_noise) = (Some(eta), Some(s_noise));
+            }
+            SamplerOptions::Unipc { order, solver_type } => (spec.order, spec.solver_type) = (Some(order), Some(solver_type)),
             SamplerOptions::EulerMaruyama
             | SamplerOptions::ReverseDiffusion
             | SamplerOptions::OdeEuler
             | SamplerOptions::OdeHeun
-            | SamplerOptions::DpmSolver2m => {}
+            | SamplerOptions::DpmSolver2m
+            | SamplerOptions::DpmSolver3m => {}
         }
         spec.denoise = Some(c.denoise);
         spec.clip = Some(c.clip);
@@ -545,7 +760,9 @@ mod tests {
     #[test]
     fn names_round_trip() {
         let all: Vec<SamplerKind> = SamplerKind::all().collect();
-        assert_eq!(all.len(), 10);
+        assert_eq!(all.len(), 16);
+        let names: Vec<&str> = all[10..].iter().map(|k| k.name()).collect();
+        assert_eq!(names, ["heun-edm", "euler-ancestral", "dpm-solver3m", "dpm-solver2m-sde", "dpm-solver3m-sde", "unipc"]);
         crate::names::serde_agrees(&all);
         assert_eq!(SamplerKind::DpmSolver2m.name(), "dpm-solver2m");
         assert!("euler".parse::<SamplerKind>().unwrap_err().contains("ode-euler"));
@@ -593,7 +810,18 @@ mod tests {
     #[test]
     fn capabilities() {
         let rewinds: Vec<SamplerKind> = SamplerKind::all().filter(|k| !k.can_rewind()).collect();
-        assert_eq!(rewinds, [SamplerKind::Ald, SamplerKind::OdeRk45, SamplerKind::DpmSolver2m]);
+        assert_eq!(
+            rewinds,
+            [
+                SamplerKind::Ald,
+                SamplerKind::OdeRk45,
+                SamplerKind::DpmSolver2m,
+                SamplerKind::DpmSolver3m,
+                SamplerKind::DpmSolver2mSde,
+                SamplerKind::DpmSolver3mSde,
+                SamplerKind::Unipc
+            ]
+        );
         let reads: Vec<SamplerKind> = SamplerKind::all().filter(|k| k.reads_back()).collect();
         assert_eq!(reads, [SamplerKind::Pc, SamplerKind::OdeRk45]);
     }

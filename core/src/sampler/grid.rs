@@ -4,9 +4,12 @@
 //! the score is evaluated at `t_0 .. t_{n-1}` and the last step lands on the data at `t = 0`.
 //! For DDPM's 1000-level schedule and `n = 1000` this is exactly DDPM's grid; fewer steps give
 //! a respaced subset. The grid is an argument of a run ([`Grid`]): a spacing with a step count,
-//! or given times (a respaced subset of a DDPM schedule, [`crate::sde::Respaced::times`], a
-//! Karras grid), as k-diffusion's samplers take their `sigmas`.
+//! given times (a respaced subset of a DDPM schedule, [`crate::sde::Respaced::times`]), or a
+//! schedule of noise levels (Karras, exponential, polyexponential; [`SigmaSchedule`]), as
+//! k-diffusion's samplers take their `sigmas`. Diffusers' timestep spacings (linspace, leading,
+//! trailing) are spacings of the SDE's levels (see [`super::schedule`]).
 
+use super::schedule::{SigmaSchedule, TimestepSpacing, discrete_times};
 use super::{Sampler, Step, Transition};
 use crate::error::ConfigError;
 use crate::model::ScoreFn;
@@ -29,11 +32,27 @@ pub enum Spacing {
     /// Uniform in the half log-SNR `lambda(t) = log(m(t) / s(t))` (DPM-Solver, Lu et al. 2022,
     /// section 3.3): geometric in sigma for VE; the default of `dpm-solver2m`.
     LogSnr,
+    /// Diffusers' `timestep_spacing = "linspace"` on the SDE's levels ([`TimestepSpacing`]).
+    Linspace,
+    /// Diffusers' `"leading"`: every `N / n`-th level from the first; never reaches `T`.
+    Leading,
+    /// Diffusers' `"trailing"`: every `N / n`-th level from `T` down (Lin et al. 2024, table 2).
+    Trailing,
 }
 
 impl Spacing {
     /// Every spacing.
-    pub const ALL: [Spacing; 3] = [Self::Uniform, Self::Quadratic, Self::LogSnr];
+    pub const ALL: [Spacing; 6] = [Self::Uniform, Self::Quadratic, Self::LogSnr, Self::Linspace, Self::Leading, Self::Trailing];
+
+    /// The diffusers spacing this is, if it is one.
+    pub fn timestep_spacing(self) -> Option<TimestepSpacing> {
+        match self {
+            Self::Linspace => Some(TimestepSpacing::Linspace),
+            Self::Leading => Some(TimestepSpacing::Leading),
+            Self::Trailing => Some(TimestepSpacing::Trailing),
+            _ => None,
+        }
+    }
 
     fn unknown(s: &str) -> String {
         crate::names::unknown("spacing", s, <Self as strum::VariantNames>::VARIANTS)
@@ -51,15 +70,23 @@ pub enum Grid {
         /// How the times are spread.
         spacing: Spacing,
     },
-    /// Given times, decreasing, the last `0` (a respaced subset, a Karras grid).
+    /// Given times, decreasing, the last `0` (a respaced subset, a hand-made grid).
     Times(Vec<f64>),
+    /// `steps` noise levels of a schedule (Karras, exponential, polyexponential) at their
+    /// times, then `t = 0` ([`SigmaSchedule::times`]).
+    Sigmas {
+        /// Number of steps.
+        steps: usize,
+        /// The levels.
+        schedule: SigmaSchedule,
+    },
 }
 
 impl Grid {
     /// The number of steps.
     pub fn steps(&self) -> usize {
         match self {
-            Self::Spaced { steps, .. } => *steps,
+            Self::Spaced { steps, .. } | Self::Sigmas { steps, .. } => *steps,
             Self::Times(t) => t.len().saturating_sub(1),
         }
     }
@@ -70,14 +97,16 @@ impl Grid {
         match self {
             Self::Spaced { steps, spacing } => time_grid_from(sde, t_start, *steps, *spacing),
             Self::Times(t) => t.iter().copied().filter(|&t| t <= t_start).collect(),
+            Self::Sigmas { steps, schedule } => schedule.times(sde, t_start, *steps),
         }
     }
 
     /// Checks the step count, or that given times decrease from at most `t_max` to 0.
     pub fn validate(&self, t_max: Option<f64>) -> Result<(), ConfigError> {
         match self {
-            Self::Spaced { steps: 0, .. } => Err(ConfigError::new("steps", "at least 1", 0)),
+            Self::Spaced { steps: 0, .. } | Self::Sigmas { steps: 0, .. } => Err(ConfigError::new("steps", "at least 1", 0)),
             Self::Spaced { .. } => Ok(()),
+            Self::Sigmas { schedule, .. } => schedule.validate(),
             Self::Times(t) => {
                 let decreasing = t.windows(2).all(|w| w[0] > w[1]) && t.iter().all(|v| v.is_finite());
                 let ends = t.len() >= 2 && t.last() == Some(&0.0) && t_max.is_none_or(|m| t[0] <= m);
@@ -93,8 +122,12 @@ pub fn time_grid(sde: &dyn Sde, n: usize, spacing: Spacing) -> Vec<f64> {
     time_grid_from(sde, sde.t_max(), n, spacing)
 }
 
-/// As [`time_grid`], starting at `t_start <= T` instead of `T` (SDEdit starts part-way).
+/// As [`time_grid`], starting at `t_start <= T` instead of `T` (SDEdit starts part-way; the
+/// diffusers spacings keep their levels at or below `t_start`).
 pub fn time_grid_from(sde: &dyn Sde, t_start: f64, n: usize, spacing: Spacing) -> Vec<f64> {
+    if let Some(spacing) = spacing.timestep_spacing() {
+        return discrete_times(sde, t_start, n, spacing);
+    }
     let (t_max, t_min) = (t_start.clamp(sde.t_min(), sde.t_max()), sde.t_min());
     let (l_max, l_min) = (log_snr(sde, t_min), log_snr(sde, t_max));
     let mut times: Vec<f64> = (0..n)
@@ -106,6 +139,7 @@ pub fn time_grid_from(sde: &dyn Sde, t_start: f64, n: usize, spacing: Spacing) -
                 Spacing::LogSnr if u == 0.0 => t_min,
                 Spacing::LogSnr if u == 1.0 => t_max,
                 Spacing::LogSnr => time_at_log_snr(sde, l_max + (l_min - l_max) * u, t_min, t_max),
+                Spacing::Linspace | Spacing::Leading | Spacing::Trailing => unreachable!("diffusers spacings are handled above"),
             };
             sde.snap(t)
         })

@@ -156,6 +156,9 @@ impl<const D: usize> Run<D> for Sampling<D> {
 }
 
 /// Runs a sampler from the prior to the end; `callback(step, total, state)` after each step.
+///
+/// The samples are the same at any batch size when `noise` is per-sample
+/// ([`NoiseSource::for_samples`] of `shape[0]` samples).
 pub fn sample<const D: usize>(
     config: &SamplerConfig,
     f: &ScoreFn<D>,
@@ -223,10 +226,12 @@ pub struct Drawn {
 #[error("reading back the samples: {0}")]
 pub struct ReadBackError(pub String);
 
-/// Draws `n` samples with `config` in batches of at most `batch`, all from one noise stream in
-/// turn: `model_for(first, rows)` gives the model of samples `first..first + rows` (per-sample
-/// class labels), `shape(rows)` a batch's tensor shape; `observe` sees every batch start, step
-/// and output (progress bars, trajectories) and may stop the run with an error.
+/// Draws `n` samples with `config` in batches of at most `batch`, sample `i` from the noise of
+/// sample `i` of `noise` ([`NoiseSource::for_samples`]), so that the samples are the same
+/// whatever `batch` is: `model_for(first, rows)` gives the model of samples `first..first +
+/// rows` (per-sample class labels), `shape(rows)` a batch's tensor shape; `observe` sees every
+/// batch start, step and output (progress bars, trajectories) and may stop the run with an
+/// error.
 ///
 /// # Errors
 /// What `model_for` or `observe` return, or a [`ReadBackError`].
@@ -238,7 +243,7 @@ pub fn draw_batches<M: ScoreModel<D>, E: From<ReadBackError>, const D: usize>(
     batch: usize,
     shape: impl Fn(usize) -> [usize; D],
     mut model_for: impl FnMut(usize, usize) -> Result<M, E>,
-    noise: &mut NoiseSource,
+    noise: &NoiseSource,
     device: &Device,
     mut observe: impl FnMut(BatchEvent<'_, D>) -> Result<(), E>,
 ) -> Result<Drawn, E> {
@@ -250,9 +255,10 @@ pub fn draw_batches<M: ScoreModel<D>, E: From<ReadBackError>, const D: usize>(
         let rows = batch.min(n - first);
         let model = model_for(first, rows)?;
         let f = ScoreFn::new(&model, sde);
-        let mut run = Sampling::new(config, sde, shape(rows), noise, device);
+        let mut noise = noise.for_samples(first, rows);
+        let mut run = Sampling::new(config, sde, shape(rows), &mut noise, device);
         observe(BatchEvent::Start { batch: b, batches, x: &run.state().x })?;
-        while run.next(&f, noise) {
+        while run.next(&f, &mut noise) {
             let progress = run.progress();
             out.steps = progress.0;
             observe(BatchEvent::Step { batch: b, batches, progress, x: &run.state().x })?;

@@ -1,8 +1,14 @@
 //! Discrete DDPM noise schedules as grids on continuous time.
 //!
-//! Ho et al. 2020 (linear betas `1e-4 .. 0.02` over 1000 steps, section 4) and Nichol &
+//! Ho et al. 2020 (linear betas `1e-4 .. 0.02` over 1000 steps, section 4), Nichol &
 //! Dhariwal 2021, eq. (17): `alpha_bar(t) = f(t) / f(0)`, `f(t) = cos^2((t + s)/(1 + s) pi/2)`,
-//! `s = 0.008`, betas clipped at 0.999.
+//! `s = 0.008`, betas clipped at 0.999, and Rombach et al. 2022's latent-diffusion schedule
+//! (diffusers' `scaled_linear`): `sqrt(beta)` linear from `sqrt(0.00085)` to `sqrt(0.012)`.
+//! Any of them may be rescaled to a zero terminal SNR (Lin et al. 2024, "Common Diffusion Noise
+//! Schedules and Sample Steps are Flawed", Algorithm 1), with `alpha_bar_N` kept above 0 (at
+//! diffusers' `2^-24`, or half of `alpha_bar_{N-1}` where that is smaller), so that
+//! `sigma = std / mean` and the log-SNR stay finite and monotone for the samplers that step in
+//! them.
 //!
 //! Level `i` of `N` sits at time `t_i = i / N`. Between levels `log alpha_bar` is interpolated
 //! linearly, i.e. `beta(t)` is piecewise constant: this makes the schedule an ordinary VP SDE
@@ -25,6 +31,21 @@ pub enum ScheduleKind {
     Linear,
     /// Nichol & Dhariwal's cosine schedule with `s = 0.008`.
     Cosine,
+    /// Latent diffusion's (Rombach et al. 2022; diffusers' `scaled_linear`): `sqrt(beta)`
+    /// linear from `sqrt(8.5e-4)` to `sqrt(0.012)` (the betas scaled by `1000 / N`, as
+    /// [`Linear`](Self::Linear)'s).
+    ScaledLinear,
+}
+
+impl ScheduleKind {
+    /// `(beta_1, beta_N)` of the linear schedules at `N = 1000` levels (`None` for the cosine).
+    pub fn beta_range(self) -> Option<(f64, f64)> {
+        match self {
+            Self::Linear => Some((1e-4, 0.02)),
+            Self::ScaledLinear => Some((8.5e-4, 0.012)),
+            Self::Cosine => None,
+        }
+    }
 }
 
 /// A discrete DDPM schedule of `N` levels viewed as a VP SDE on `[0, 1]`.
@@ -36,7 +57,14 @@ pub struct DiscreteVpSde {
     pub betas: Vec<f64>,
     /// `log alpha_bar_0 = 0, log alpha_bar_1, .., log alpha_bar_N`.
     log_alphas_bar: Vec<f64>,
+    /// Whether the betas were rescaled to a zero terminal SNR.
+    pub zero_terminal_snr: bool,
 }
+
+/// The largest `alpha_bar_N` of a schedule rescaled to a zero terminal SNR: diffusers' `2^-24`
+/// (its `rescale_betas_zero_snr` Euler and DPM-Solver schedulers set `alphas_cumprod[-1] =
+/// 2**-24`), an SNR of `6e-8`.
+pub const ZERO_SNR_ALPHA_BAR: f64 = 1.0 / 16_777_216.0;
 
 impl DiscreteVpSde {
     /// Builds the schedule with `levels >= 2` levels.
@@ -46,14 +74,20 @@ impl DiscreteVpSde {
         }
         let n = levels as f64;
         let betas: Vec<f64> = match schedule {
-            ScheduleKind::Linear => {
+            ScheduleKind::Linear | ScheduleKind::ScaledLinear => {
                 let scale = 1000.0 / n;
-                let (b0, b1) = (scale * 1e-4, scale * 0.02);
+                let (b0, b1) = schedule.beta_range().expect("a linear schedule");
+                let (b0, b1) = (scale * b0, scale * b1);
                 if b1 >= 1.0 {
-                    let message = format!("the linear schedule needs more than 20 levels (beta_N = 20 / N must be below 1), found {levels}");
+                    let top = b1 * n; // beta_N = top / N
+                    let message = format!("the {schedule:?} schedule needs more than {top} levels (beta_N = {top} / N must be below 1), found {levels}");
                     return Err(SdeError { field: "levels", message });
                 }
-                (0..levels).map(|i| b0 + (b1 - b0) * i as f64 / (n - 1.0)).collect()
+                let frac = |i: usize| i as f64 / (n - 1.0);
+                match schedule {
+                    ScheduleKind::Linear => (0..levels).map(|i| b0 + (b1 - b0) * frac(i)).collect(),
+                    _ => (0..levels).map(|i| (b0.sqrt() + (b1.sqrt() - b0.sqrt()) * frac(i)).powi(2)).collect(),
+                }
             }
             ScheduleKind::Cosine => {
                 let s = 0.008;
@@ -72,7 +106,32 @@ impl DiscreteVpSde {
             acc += (1.0 - b).ln();
             log_alphas_bar.push(acc);
         }
-        Self { schedule, betas, log_alphas_bar }
+        Self { schedule, betas, log_alphas_bar, zero_terminal_snr: false }
+    }
+
+    /// The schedule rescaled to a zero terminal SNR (Lin et al. 2024, Algorithm 1): `sqrt(alpha_bar_i)`
+    /// shifted so that its last value is 0 and scaled so that its first (`alpha_bar_1`) is
+    /// kept, `sqrt(ab'_i) = (sqrt(ab_i) - sqrt(ab_N)) sqrt(ab_1) / (sqrt(ab_1) - sqrt(ab_N))`,
+    /// then `alpha_bar_N` raised from 0 to the smaller of [`ZERO_SNR_ALPHA_BAR`] and
+    /// `ab'_{N-1} / 2` (Ho et al.'s linear schedule rescaled has `ab'_{N-1} = 4.2e-9`, below
+    /// diffusers' `2^-24`: the SNR must still fall at the last step); the betas follow as
+    /// `1 - ab'_i / ab'_{i-1}`.
+    pub fn with_zero_terminal_snr(self) -> Self {
+        let n = self.levels();
+        let root = |i: usize| (0.5 * self.log_alphas_bar[i]).exp();
+        let (first, last) = (root(1), root(n));
+        let mut bars: Vec<f64> = (1..=n).map(|i| ((root(i) - last) * first / (first - last)).powi(2)).collect();
+        bars[n - 1] = if n > 1 { ZERO_SNR_ALPHA_BAR.min(0.5 * bars[n - 2]) } else { ZERO_SNR_ALPHA_BAR };
+        let mut prev = 1.0;
+        let betas = bars
+            .iter()
+            .map(|&ab| {
+                let beta = 1.0 - ab / prev;
+                prev = ab;
+                beta
+            })
+            .collect();
+        Self { zero_terminal_snr: true, ..Self::from_betas(self.schedule, betas) }
     }
 
     /// Number of levels `N`.
@@ -143,6 +202,49 @@ impl Sde for DiscreteVpSde {
 mod tests {
     use super::*;
     use crate::sde::tests::*;
+
+    #[test]
+    fn zero_terminal_snr_rescaling_is_lin_et_al_algorithm_1() {
+        let base = DiscreteVpSde::new(ScheduleKind::Linear, 1000).unwrap();
+        let sde = base.clone().with_zero_terminal_snr();
+        // By hand from Algorithm 1: the shifted and scaled sqrt(alpha_bar).
+        let (a1, an) = (base.alpha_bar(1).sqrt(), base.alpha_bar(1000).sqrt());
+        for i in [1, 2, 500, 999] {
+            let want = ((base.alpha_bar(i).sqrt() - an) * a1 / (a1 - an)).powi(2);
+            assert!((sde.alpha_bar(i) - want).abs() < 1e-12 * want.max(1e-6), "alpha_bar_{i}: {} vs {want}", sde.alpha_bar(i));
+        }
+        assert!((sde.alpha_bar(1) - base.alpha_bar(1)).abs() < 1e-15);
+        // Ho et al.'s rescaled alpha_bar_999 is 4.2133e-9 (numpy, Algorithm 1 as written),
+        // below 2^-24: the last level halves it.
+        assert!((sde.alpha_bar(999) / 4.21326e-9 - 1.0).abs() < 1e-5, "{}", sde.alpha_bar(999));
+        assert!((sde.alpha_bar(1000) / sde.alpha_bar(999) - 0.5).abs() < 1e-9);
+        // The marginal at t = 1 is the prior up to sqrt(alpha_bar_N) = 4.5e-5 of the data.
+        let (m, s) = sde.marginal(1.0);
+        assert!(m < 5e-5 && (s - 1.0).abs() < 1e-8, "({m}, {s})");
+        assert!(sde.betas.iter().all(|b| b.is_finite() && *b > 0.0 && *b < 1.0), "betas in (0, 1): SNR falls at every level");
+        // Lin et al., Table 1: Stable Diffusion's schedule ends at sqrt(alpha_bar_N) = 0.068265
+        // before the rescaling.
+        let sd = DiscreteVpSde::new(ScheduleKind::ScaledLinear, 1000).unwrap();
+        assert!((sd.alpha_bar(1000).sqrt() - 0.068265).abs() < 1e-6);
+        // Its rescaled alpha_bar_999 = 1.9e-7 is above 2^-24, which the last level takes.
+        let last = sd.with_zero_terminal_snr().alpha_bar(1000);
+        assert!((last - ZERO_SNR_ALPHA_BAR).abs() < 1e-12 * ZERO_SNR_ALPHA_BAR, "{last}");
+    }
+
+    #[test]
+    fn scaled_linear_is_latent_diffusions() {
+        // diffusers: betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2.
+        let sde = DiscreteVpSde::new(ScheduleKind::ScaledLinear, 1000).unwrap();
+        let (r0, r1) = (0.00085f64.sqrt(), 0.012f64.sqrt());
+        for i in [0, 1, 499, 998, 999] {
+            let want = (r0 + (r1 - r0) * i as f64 / 999.0).powi(2);
+            assert!((sde.betas[i] - want).abs() < 1e-15, "beta_{i}: {} vs {want}", sde.betas[i]);
+        }
+        // Stable Diffusion's sqrt(alpha_bar_T) = 0.068265 (Lin et al. 2024, section 3.1).
+        let last = sde.alpha_bar(1000).sqrt();
+        assert!((last - 0.068265).abs() < 1e-6, "{last}");
+        assert_eq!(DiscreteVpSde::new(ScheduleKind::ScaledLinear, 12).unwrap_err().field, "levels");
+    }
 
     #[test]
     fn linear_schedule_is_ho_et_al() {

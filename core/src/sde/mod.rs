@@ -149,11 +149,16 @@ pub enum SdeConfig {
     },
     /// A discrete DDPM schedule on the grid `t_i = i / N`.
     Ddpm {
-        /// Linear or cosine betas.
+        /// Linear, cosine or scaled-linear betas.
         schedule: ScheduleKind,
         /// Number of levels `N`.
         #[serde(default = "discrete::default_levels")]
         levels: usize,
+        /// Rescale the betas to a zero terminal SNR (Lin et al. 2024, Algorithm 1;
+        /// [`DiscreteVpSde::with_zero_terminal_snr`]). Only a v- or x0-predicting network can
+        /// be trained or sampled on it: eps is not identifiable at SNR = 0.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        zero_terminal_snr: bool,
     },
 }
 
@@ -172,6 +177,17 @@ fn positive(field: &'static str, v: f64) -> Result<(), SdeError> {
 }
 
 impl SdeConfig {
+    /// A discrete DDPM schedule of `levels` levels (no zero-terminal-SNR rescaling).
+    pub const fn ddpm(schedule: ScheduleKind, levels: usize) -> Self {
+        SdeConfig::Ddpm { schedule, levels, zero_terminal_snr: false }
+    }
+
+    /// Whether the SDE reaches SNR = 0 at its last time, where an eps prediction carries no
+    /// information about `x_0` (a rescaled DDPM schedule).
+    pub fn zero_terminal_snr(&self) -> bool {
+        matches!(self, SdeConfig::Ddpm { zero_terminal_snr: true, .. })
+    }
+
     /// The `kind` name in `config.json`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -188,7 +204,10 @@ impl SdeConfig {
             SdeConfig::Ve { sigma_min, sigma_max } => Box::new(VeSde::new(sigma_min, sigma_max)?),
             SdeConfig::Vp { beta_min, beta_max } => Box::new(VpSde::new(beta_min, beta_max)?),
             SdeConfig::SubVp { beta_min, beta_max } => Box::new(SubVpSde::new(beta_min, beta_max)?),
-            SdeConfig::Ddpm { schedule, levels } => Box::new(DiscreteVpSde::new(schedule, levels)?),
+            SdeConfig::Ddpm { schedule, levels, zero_terminal_snr } => {
+                let sde = DiscreteVpSde::new(schedule, levels)?;
+                Box::new(if zero_terminal_snr { sde.with_zero_terminal_snr() } else { sde })
+            }
         })
     }
 }

@@ -263,7 +263,7 @@ mod tests {
             .with_channels2(16)
             .with_hidden(32)
             .with_time_embedding(Some(crate::nn::TimeEmbedding::Sinusoidal { scale: 1000.0 }));
-        let sde_config = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 };
+        let sde_config = SdeConfig::ddpm(crate::sde::ScheduleKind::Linear, 1000);
         let mut training = ClassifierTraining { batch_size: 32, steps: 200, ..ClassifierTraining::default() };
         training.optim.warmup = 10;
         let net = train_classifier(&cfg, &training, &train, Some(sde_config.build().unwrap()), &dev, |_| {}).unwrap();

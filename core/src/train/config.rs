@@ -26,7 +26,13 @@ pub enum Dataset {
     Image(DatasetKind),
     /// A 2-D toy distribution, `[batch, 2]`.
     Toy(Toy),
+    /// Images from elsewhere: a checkpoint trained outside scorediff and imported
+    /// (`native-cli import-diffusers`); its card gives the shape and range. Not trainable.
+    External,
 }
+
+/// The name of [`Dataset::External`].
+const EXTERNAL: &str = "external";
 
 impl Dataset {
     /// Every data set name.
@@ -39,15 +45,17 @@ impl Dataset {
         match self {
             Self::Image(k) => k.name(),
             Self::Toy(t) => t.name(),
+            Self::External => EXTERNAL,
         }
     }
 
     /// The shape of one data point: the image data set's `[channels, height, width]`
-    /// ([`DatasetKind::image_shape`]) or `[2]` for a 2-D toy.
+    /// ([`DatasetKind::image_shape`]), `[2]` for a 2-D toy, none (empty) for an external one.
     pub fn shape(self) -> Vec<usize> {
         match self {
             Self::Image(k) => k.image_shape().to_vec(),
             Self::Toy(_) => vec![2],
+            Self::External => Vec::new(),
         }
     }
 }
@@ -55,6 +63,9 @@ impl Dataset {
 impl FromStr for Dataset {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if s == EXTERNAL {
+            return Ok(Self::External);
+        }
         s.parse().map(Self::Image).or_else(|_| s.parse().map(Self::Toy)).map_err(|_| crate::names::unknown("dataset", s, &Self::names()))
     }
 }
@@ -86,6 +97,32 @@ pub enum Network {
     Unet(UNetConfig),
     /// The MLP, for low-dimensional data.
     Mlp(MlpConfig),
+    /// diffusers' `UNet2DModel`, imported (`native-cli import-diffusers`), not trained here.
+    #[serde(rename = "diffusers-unet2d")]
+    DiffusersUnet2d(crate::nn::diffusers::DiffusersNetConfig),
+}
+
+impl Network {
+    /// What the network predicts.
+    pub fn parameterization(&self) -> crate::param::Parameterization {
+        match self {
+            Network::Unet(c) => c.parameterization,
+            Network::Mlp(c) => c.parameterization,
+            Network::DiffusersUnet2d(c) => c.parameterization,
+        }
+    }
+
+    /// Refuses an eps-predicting network on an SDE that reaches SNR = 0 (Lin et al. 2024,
+    /// section 3.2): at the last time `x_t` is pure noise, so `eps = x_t` and the prediction
+    /// says nothing about `x_0 = (x_t - sigma eps) / alpha` with `alpha = 0`.
+    pub fn check_sde(&self, sde: &SdeConfig) -> Result<(), String> {
+        if sde.zero_terminal_snr() && self.parameterization() == crate::param::Parameterization::Eps {
+            return Err(
+                "sde.zero_terminal_snr: an eps-prediction network cannot predict at SNR = 0 (x_0 is not identifiable from eps there); expected network.parameterization v or x0, found eps".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Everything about a training run.
@@ -156,11 +193,11 @@ impl RunConfig {
                 checkpoint_every: 1000,
                 label_dropout: default_label_dropout(),
             },
-            Dataset::Image(_) => Self {
+            Dataset::Image(_) | Dataset::External => Self {
                 format: FORMAT_VERSION,
                 dataset,
                 network: Network::Unet(UNetConfig::new()),
-                sde: SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Linear, levels: 1000 },
+                sde: SdeConfig::ddpm(crate::sde::ScheduleKind::Linear, 1000),
                 loss: LossConfig::DdpmSimple { target: crate::param::Parameterization::Eps, min_snr_gamma: None },
                 variance: Variance::Small,
                 optim: OptimConfig { lr: 2e-4, warmup: 500, ..OptimConfig::default() },
@@ -193,8 +230,12 @@ impl RunConfig {
 
     /// Checks that the parts fit together, naming the field.
     pub fn validate(&self) -> Result<(), String> {
+        crate::limits::sde(&self.sde).map_err(|e| format!("sde.{e}"))?;
         self.sde.build().map_err(|e| e.to_string())?;
+        let point = crate::limits::point_shape(&self.dataset.shape()).map_err(|e| e.to_string())?;
+        crate::limits::batch(self.batch_size, point).map_err(|e| e.to_string())?;
         self.loss.validate()?;
+        self.network.check_sde(&self.sde)?;
         self.validate_variance()?;
         self.optim.validate().map_err(|e| format!("optim.{e}"))?;
         if !(0.0..1.0).contains(&self.label_dropout) {
@@ -230,6 +271,9 @@ impl RunConfig {
             }
             (Dataset::Toy(_), Network::Unet(_)) => return Err(format!("network.kind: the 2-D dataset {} needs an mlp, found unet", self.dataset)),
             (Dataset::Image(_), Network::Mlp(_)) => return Err(format!("network.kind: the image dataset {} needs a unet, found mlp", self.dataset)),
+            (Dataset::External, _) | (_, Network::DiffusersUnet2d(_)) => {
+                return Err("dataset: an imported checkpoint (dataset external, network diffusers-unet2d) is sampled, not trained".into());
+            }
         }
         Ok(())
     }
@@ -316,6 +360,13 @@ mod tests {
         assert!(RunConfig::from_json(&v.to_string()).unwrap_err().contains("label_dropout"));
         v["label_dropout"] = 0.1.into();
         assert_eq!(RunConfig::from_json(&v.to_string()).unwrap().variance, Variance::Small, "configs without `variance` load");
+        // Zero terminal SNR: an eps network is refused by name, a v network trains.
+        v["sde"]["zero_terminal_snr"] = true.into();
+        let e = RunConfig::from_json(&v.to_string()).unwrap_err();
+        assert!(e.contains("sde.zero_terminal_snr") && e.contains("found eps"), "{e}");
+        v["network"]["parameterization"] = "v".into();
+        let c = RunConfig::from_json(&v.to_string()).unwrap();
+        assert!(c.sde.zero_terminal_snr() && c.sde.build().unwrap().marginal(1.0).0 < 5e-5);
     }
 
     /// The learned-range variance and the hybrid loss: accepted together on a DDPM U-Net with

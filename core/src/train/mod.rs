@@ -274,7 +274,7 @@ mod tests {
         let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid"}"#).unwrap();
         assert_eq!(l, LossConfig::Hybrid { lambda: 0.001, importance_sampling: false, target: Parameterization::Eps, min_snr_gamma: None });
         let l: LossConfig = serde_json::from_str(r#"{"kind": "hybrid", "lambda": 0.01, "importance_sampling": true}"#).unwrap();
-        let ddpm = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Cosine, levels: 50 };
+        let ddpm = SdeConfig::ddpm(crate::sde::ScheduleKind::Cosine, 50);
         assert_eq!(l.new_history(&ddpm).map(|h| h.levels()), Some(50));
         assert!(LossConfig::DdpmSimple { target: Parameterization::Eps, min_snr_gamma: None }.new_history(&ddpm).is_none());
         let l: LossConfig = serde_json::from_str(r#"{"kind": "ddpm-simple"}"#).unwrap();

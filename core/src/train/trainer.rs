@@ -106,6 +106,7 @@ pub struct Trainer<M, const D: usize> {
     data_noise: NoiseSource,
     loss_noise: NoiseSource,
     seed: u64,
+    inject_non_finite_at: Option<usize>,
 }
 
 pub(crate) fn optimizer(opt: &OptimConfig) -> ModuleOptimizer {
@@ -128,12 +129,34 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
         let loss_noise = NoiseSource::new(seed ^ 0x5eed_1055);
         let loss_history = loss.new_history(&sde_config);
         let state = TrainState { step: 0, ema_loss: None, data_noise: data_noise.state(), loss_noise: loss_noise.state(), loss_history };
-        Ok(Self { ema: model.valid(), model, optim: optimizer(&opt), sde, sde_config, loss, opt, state, data_noise, loss_noise, seed })
+        Ok(Self {
+            ema: model.valid(),
+            model,
+            optim: optimizer(&opt),
+            sde,
+            sde_config,
+            loss,
+            opt,
+            state,
+            data_noise,
+            loss_noise,
+            seed,
+            inject_non_finite_at: None,
+        })
     }
 
     /// The SDE of `sde_config`, shared with the networks that read it.
     pub fn sde_of(sde_config: &SdeConfig) -> Result<Arc<dyn Sde>, String> {
+        crate::limits::sde(sde_config).map_err(|e| format!("sde.{e}"))?;
         sde_config.build().map(Arc::from).map_err(|e| e.to_string())
+    }
+
+    /// A fault for tests of the training loop's recovery: the loss of the step that starts
+    /// after `step` completed steps is taken as NaN (so [`TrainError::NonFinite`] stops it, as
+    /// a real divergence would). `native-cli train --inject-nan-at STEP` sets it.
+    #[doc(hidden)]
+    pub fn inject_non_finite_at(&mut self, step: Option<usize>) {
+        self.inject_non_finite_at = step;
     }
 
     /// Steps completed.
@@ -182,6 +205,7 @@ impl<M: Module + ScoreModel<D>, const D: usize> Trainer<M, D> {
     /// [`optimise`](Self::optimise) with the loss value that is checked and reported given: the
     /// mean over the replicas in data-parallel training ([`parallel`]).
     fn optimise_reporting(&mut self, loss: Tensor<1>, value: f64) -> Result<StepReport, TrainError> {
+        let value = if self.inject_non_finite_at == Some(self.state.step) { f64::NAN } else { value };
         if !value.is_finite() {
             return Err(TrainError::NonFinite { step: self.state.step, value });
         }
@@ -410,7 +434,7 @@ mod tests {
         let dev = Device::flex().autodiff();
         let init = TinyVConfig.build(&dev).unwrap();
         let opt = OptimConfig { lr: 1e-3, warmup: 0, ..OptimConfig::default() };
-        let sde = SdeConfig::Ddpm { schedule: crate::sde::ScheduleKind::Cosine, levels: 4 };
+        let sde = SdeConfig::ddpm(crate::sde::ScheduleKind::Cosine, 4);
         let loss = LossConfig::Hybrid { lambda: 0.001, importance_sampling: true, target: crate::param::Parameterization::Eps, min_snr_gamma: None };
         let make = |m: TinyV| Trainer::new(m, sde.clone(), loss, opt, 9).unwrap();
         let mut straight = make(init.clone());
