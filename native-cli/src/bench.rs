@@ -183,7 +183,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let (unet, sde_config, name): (UNetConfig, _, String) = match &args.model {
         None => match &preset.network {
             Network::Unet(u) => (u.clone(), preset.sde, "unet (mnist preset)".into()),
-            Network::Mlp(_) => unreachable!("the image preset is a U-Net"),
+            Network::Mlp(_) | Network::DiffusersUnet2d(_) => unreachable!("the image preset is a U-Net"),
         },
         Some(dir) => {
             let source = ModelSource::open(dir)?;
@@ -195,6 +195,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             match card.network {
                 Network::Unet(u) => (u, card.sde, format!("unet ({})", card.name)),
                 Network::Mlp(_) => bail!("--model {}: bench measures the image U-Net, found an mlp", dir.display()),
+                Network::DiffusersUnet2d(_) => bail!("--model {}: bench measures the core's U-Net, found an imported diffusers-unet2d", dir.display()),
             }
         }
     };

@@ -126,6 +126,7 @@ impl Reference {
                 Self::Image(k, shape)
             }
             Dataset::Toy(t) => Self::Toy(t),
+            Dataset::External => bail!("model: an imported checkpoint (dataset external) has no data set of ours to be evaluated against"),
         })
     }
 }
@@ -515,7 +516,7 @@ fn draw(model: &Model, config: &SamplerConfig, args: &EvalArgs, reference: &Refe
             s.data
         }
         (Model::Net { net: LoadedNet::Image(unet), sde, .. }, &Reference::Image(_, [c, h, w])) => {
-            let mut noise = NoiseSource::new(args.seed);
+            let noise = NoiseSource::new(args.seed);
             let bar = progress_bar("{msg} [{bar:40}] {pos}/{len} steps ({elapsed}, eta {eta})");
             let drawn = draw_batches(
                 config,
@@ -524,7 +525,7 @@ fn draw(model: &Model, config: &SamplerConfig, args: &EvalArgs, reference: &Refe
                 args.batch,
                 |rows| [rows, c, h, w],
                 |_, _| Ok::<_, anyhow::Error>(ByRef(unet)),
-                &mut noise,
+                &noise,
                 device,
                 |event| {
                     match event {
@@ -545,6 +546,7 @@ fn draw(model: &Model, config: &SamplerConfig, args: &EvalArgs, reference: &Refe
             drawn.values.into_iter().map(f64::from).collect()
         }
         (Model::Net { net: LoadedNet::Image(_), .. }, _) => bail!("model: an image U-Net for a data set of points"),
+        (Model::Net { net: LoadedNet::Diffusers(_), .. }, _) => bail!("model: an imported diffusers-unet2d is not evaluated yet"),
     };
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         bail!("{} with {} steps produced a non-finite value at sample {} (try more --steps)", config.kind(), config.steps(), i / dim);

@@ -143,7 +143,7 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
     let Some(card) = source.card() else {
         bail!("--method vlb: model {path} is a Gaussian mixture; the variational bound needs a trained discrete DDPM (use --method ode)");
     };
-    let SdeConfig::Ddpm { schedule, levels } = card.sde else {
+    let SdeConfig::Ddpm { schedule, levels, zero_terminal_snr } = card.sde else {
         bail!(
             "--method vlb: model {path} has the continuous SDE sde.kind = {}; the variational bound needs a discrete DDPM (sde.kind = ddpm); use --method ode",
             card.sde.kind()
@@ -157,6 +157,7 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
     };
     let variance = Variance::resolve(args.variance, card.variance).map_err(config_error).with_context(|| format!("model {path}"))?;
     let sde = DiscreteVpSde::new(schedule, levels).with_context(|| format!("reading model {path}"))?;
+    let sde = if zero_terminal_snr { sde.with_zero_terminal_snr() } else { sde };
     let point = source.dim_shape();
     let (pixels, n) = load_images(args, kind, split, &point)?;
     let device = Device::flex();

@@ -24,7 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model_source::ModelSource;
 use scorediff::burn::tensor::Tensor;
 use scorediff::error::ConfigError;
-use scorediff::sampler::{Clip, Predictor, SamplerConfig, SamplerKind, SamplerSpec, Spacing, Variance};
+use scorediff::sampler::{Clip, Predictor, SamplerConfig, SamplerKind, SamplerSpec, SigmaKind, Spacing, UniPcVariant, Variance};
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -33,6 +33,7 @@ mod eval;
 mod eval_samplers;
 mod export_model;
 mod image_io;
+mod import_diffusers;
 mod likelihood;
 mod model_source;
 mod plot;
@@ -64,6 +65,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Write a trained model as the directory the web page loads (model.json + weights.bpk).
     Export(export_model::ExportArgs),
+    /// Import a diffusers UNet2DModel checkpoint directory (config.json, safetensors, scheduler) as an export directory.
+    ImportDiffusers(import_diffusers::ImportDiffusersArgs),
     /// Train the small CNN classifier that `eval` measures images with (writes DIR/classifier.{json,bpk}).
     TrainClassifier(train_classifier::TrainClassifierArgs),
     /// Sample quality: energy distance and MMD for 2-D models; Frechet distance, confidence and class entropy for images.
@@ -107,8 +110,25 @@ fn option_help(about: &str, kind: SamplerKind, field: &str) -> String {
 /// belongs to the samplers that have it, and giving it to another sampler is an error.
 #[derive(Args, Clone)]
 struct SamplerOpts {
-    #[arg(long, value_name = "E", help = option_help("DDIM's eta: 0 is deterministic, 1 is ancestral", SamplerKind::Ddim, "eta"))]
+    #[arg(
+        long,
+        value_name = "E",
+        help = option_help("DDIM's eta: 0 is deterministic, 1 is ancestral; the noise share of euler-ancestral, dpm-solver2m-sde and dpm-solver3m-sde", SamplerKind::Ddim, "eta")
+    )]
     eta: Option<f64>,
+    #[arg(long, value_name = "S", help = option_help("EDM's S_churn for heun-edm (0: deterministic)", SamplerKind::HeunEdm, "s_churn"))]
+    s_churn: Option<f64>,
+    #[arg(long, value_name = "S", help = option_help("EDM's S_tmin for heun-edm: the smallest noise level sigma = s/m churned", SamplerKind::HeunEdm, "s_tmin"))]
+    s_tmin: Option<f64>,
+    /// EDM's S_tmax for heun-edm: the largest noise level churned [heun-edm's default: infinite].
+    #[arg(long, value_name = "S")]
+    s_tmax: Option<f64>,
+    #[arg(long, value_name = "S", help = option_help("Scale of the added noise (heun-edm, euler-ancestral, the SDE solvers)", SamplerKind::HeunEdm, "s_noise"))]
+    s_noise: Option<f64>,
+    #[arg(long, value_name = "P", help = option_help("UniPC's order, 1 to 3", SamplerKind::Unipc, "order"))]
+    order: Option<usize>,
+    #[arg(long, value_name = "B", value_parser = UniPcVariant::from_str, help = option_help("UniPC's B(h): bh1 or bh2", SamplerKind::Unipc, "solver_type"))]
+    solver_type: Option<UniPcVariant>,
     #[arg(long, value_name = "R", help = option_help("Signal-to-noise ratio of the Langevin corrector (pc)", SamplerKind::Pc, "snr"))]
     snr: Option<f64>,
     #[arg(long, value_name = "M", help = option_help("Corrector steps per level (pc), Langevin steps per level (ald)", SamplerKind::Pc, "corrector_steps"))]
@@ -119,9 +139,23 @@ struct SamplerOpts {
     /// trained with a learned variance) [default: the model's variance].
     #[arg(long, value_name = "V", value_parser = Variance::from_str)]
     variance: Option<Variance>,
-    /// Spacing of the time grid: uniform, quadratic or log-snr [default: log-snr for dpm-solver2m, else uniform].
+    /// Spacing of the time grid: uniform, quadratic, log-snr, or diffusers' linspace, leading or
+    /// trailing on the schedule's levels [default: karras sigmas for heun-edm and
+    /// euler-ancestral, log-snr for the DPM-Solvers and unipc, else uniform].
     #[arg(long, value_name = "S", value_parser = Spacing::from_str)]
     spacing: Option<Spacing>,
+    /// A noise-level schedule instead of a spacing: karras, exponential or polyexponential.
+    #[arg(long, value_name = "K", value_parser = SigmaKind::from_str)]
+    sigmas: Option<SigmaKind>,
+    /// The schedule's rho [default: 7 for karras, 1 for polyexponential].
+    #[arg(long, value_name = "R")]
+    rho: Option<f64>,
+    /// The schedule's smallest noise level sigma = s/m [default: the SDE's at t_min].
+    #[arg(long, value_name = "S")]
+    sigma_min: Option<f64>,
+    /// The schedule's largest noise level [default: the SDE's at the start time].
+    #[arg(long, value_name = "S")]
+    sigma_max: Option<f64>,
     #[arg(long, value_name = "X", help = option_help("ald's step size relative to the smallest noise level", SamplerKind::Ald, "step_lr"))]
     step_lr: Option<f64>,
     #[arg(long, value_name = "R", help = option_help("Relative tolerance of ode-rk45", SamplerKind::OdeRk45, "rtol"))]
@@ -148,6 +182,16 @@ impl SamplerOpts {
             steps: Some(steps),
             spacing: self.spacing,
             times: None,
+            sigmas: self.sigmas,
+            rho: self.rho,
+            sigma_min: self.sigma_min,
+            sigma_max: self.sigma_max,
+            s_churn: self.s_churn,
+            s_tmin: self.s_tmin,
+            s_tmax: self.s_tmax,
+            s_noise: self.s_noise,
+            order: self.order,
+            solver_type: self.solver_type,
             eta: self.eta,
             variance: self.variance,
             predictor: self.predictor,
@@ -258,6 +302,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => plot::plot(args),
         Command::Train(args) => train::train(args),
         Command::Export(args) => export_model::export(args),
+        Command::ImportDiffusers(args) => import_diffusers::import_diffusers(args),
         Command::TrainClassifier(args) => train_classifier::train_classifier_cmd(args),
         Command::Eval(args) => eval::eval(args),
         Command::Bench(args) => bench::bench(args),

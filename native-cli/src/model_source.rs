@@ -152,7 +152,9 @@ impl ModelSource {
             }
             _ => match self.net(device)? {
                 LoadedNet::Point(mlp) => Ok(Box::new(mlp)),
-                LoadedNet::Image(_) => bail!("model {}: expected a model of points [batch, dim], found an image U-Net", self.path().display()),
+                LoadedNet::Image(_) | LoadedNet::Diffusers(_) => {
+                    bail!("model {}: expected a model of points [batch, dim], found an image U-Net", self.path().display())
+                }
             },
         }
     }

@@ -1,26 +1,27 @@
-//! Grids of images as 8-bit grey-level PNG files (PNG specification, ISO/IEC 15948:2003).
+//! Grids of images as 8-bit grey-level or RGB PNG files (PNG specification, ISO/IEC
+//! 15948:2003, colour types 0 and 2), encoded with the `png` crate.
 //!
-//! A minimal encoder: signature, `IHDR` (bit depth 8, colour type 0), one zlib-compressed
-//! `IDAT` with filter type 0 on every scanline, `IEND`; each chunk closed by its CRC-32.
-//! Images in `[-1, 1]` map to grey levels with the data set's own scaling
-//! (`scorediff::data::mnist::signed_to_pixel`, the inverse of how the training data was scaled).
+//! Images are `[n, c, h, w]` values in `[-1, 1]` (channel-major per image, `c` 1 or 3), mapped
+//! to 8-bit levels with the data set's own scaling (`scorediff::data::mnist::signed_to_pixel`,
+//! the inverse of how the training data was scaled), tiled row after row with grey gaps.
 
-use flate2::write::ZlibEncoder;
-use flate2::{Compression, Crc};
+use anyhow::{Result, anyhow, bail};
 use scorediff::data::mnist::signed_to_pixel;
-use std::io::Write;
 
-/// A grey-level image, row-major.
-pub struct Gray {
+/// An 8-bit raster, row-major with interleaved channels.
+#[derive(Debug)]
+pub struct Raster {
     /// Width in pixels.
     pub width: usize,
     /// Height in pixels.
     pub height: usize,
-    /// `width * height` grey levels.
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// `width * height * channels` levels.
     pub pixels: Vec<u8>,
 }
 
-/// Grey level of the gaps between tiles.
+/// Level of the gaps between tiles (every channel).
 const GAP_LEVEL: u8 = 128;
 /// Gap between tiles, in pixels.
 const GAP: usize = 2;
@@ -34,51 +35,79 @@ pub fn grid_columns(n: usize) -> usize {
     c.max(1)
 }
 
-/// Tiles `[n, h, w]` single-channel images in `[-1, 1]` (row-major) into a grid of `cols`
-/// columns, row after row, with grey gaps between tiles.
-pub fn tile(images: &[f32], n: usize, [h, w]: [usize; 2], cols: usize) -> Gray {
-    assert_eq!(images.len(), n * h * w, "expected {n} images of {h}x{w}");
+/// Tiles `n` images of `[c, h, w]` values in `[-1, 1]` (`images`: `[n, c, h, w]` row-major)
+/// into a grid of `cols` columns, row after row, with grey gaps between tiles.
+///
+/// # Errors
+/// `c` other than 1 or 3, or `images` not `n c h w` long.
+pub fn tile(images: &[f32], n: usize, [c, h, w]: [usize; 3], cols: usize) -> Result<Raster> {
+    if c != 1 && c != 3 {
+        bail!("PNG images: expected 1 (grey) or 3 (RGB) channels, found {c}");
+    }
+    if images.len() != n * c * h * w {
+        bail!("PNG images: expected {n} images of {c}x{h}x{w} = {} values, found {}", n * c * h * w, images.len());
+    }
+    let cols = cols.max(1);
     let rows = n.div_ceil(cols).max(1);
     let (width, height) = (cols * w + (cols + 1) * GAP, rows * h + (rows + 1) * GAP);
-    let mut pixels = vec![GAP_LEVEL; width * height];
+    let mut pixels = vec![GAP_LEVEL; width * height * c];
     for i in 0..n {
-        let (r, c) = (i / cols, i % cols);
-        let (y0, x0) = (GAP + r * (h + GAP), GAP + c * (w + GAP));
+        let (r, col) = (i / cols, i % cols);
+        let (y0, x0) = (GAP + r * (h + GAP), GAP + col * (w + GAP));
+        let image = &images[i * c * h * w..(i + 1) * c * h * w];
         for y in 0..h {
             for x in 0..w {
-                pixels[(y0 + y) * width + x0 + x] = signed_to_pixel(images[i * h * w + y * w + x]);
+                for ch in 0..c {
+                    pixels[((y0 + y) * width + x0 + x) * c + ch] = signed_to_pixel(image[(ch * h + y) * w + x]);
+                }
             }
         }
     }
-    Gray { width, height, pixels }
+    Ok(Raster { width, height, channels: c, pixels })
 }
 
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut crc = Crc::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    out.extend_from_slice(&crc.sum().to_be_bytes());
-}
-
-/// The PNG file of an 8-bit grey-level image.
-pub fn encode(img: &Gray) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&(img.width as u32).to_be_bytes());
-    ihdr.extend_from_slice(&(img.height as u32).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // bit depth 8, grey, deflate, filter 0, no interlace
-    chunk(&mut out, b"IHDR", &ihdr);
-    let mut raw = Vec::with_capacity(img.height * (img.width + 1));
-    for row in img.pixels.chunks_exact(img.width) {
-        raw.push(0); // filter type None
-        raw.extend_from_slice(row);
+/// The PNG file of a raster (colour type 0 for grey, 2 for RGB; bit depth 8).
+pub fn encode(img: &Raster) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = ::png::Encoder::new(&mut bytes, img.width as u32, img.height as u32);
+        encoder.set_color(if img.channels == 1 { ::png::ColorType::Grayscale } else { ::png::ColorType::Rgb });
+        encoder.set_depth(::png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| anyhow!("encoding PNG: {e}"))?;
+        writer.write_image_data(&img.pixels).map_err(|e| anyhow!("encoding PNG: {e}"))?;
     }
-    let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
-    z.write_all(&raw).expect("writing to memory");
-    chunk(&mut out, b"IDAT", &z.finish().expect("writing to memory"));
-    chunk(&mut out, b"IEND", &[]);
-    out
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image_io::decode_png;
+
+    /// Round trip: two RGB tiles and two grey ones, decoded back (the `png` crate's decoder)
+    /// to the levels `signed_to_pixel` gives, each channel in its place, gaps grey.
+    #[test]
+    fn grey_and_rgb_grids_round_trip() {
+        for c in [1, 3] {
+            let (h, w) = (3, 4);
+            let values: Vec<f32> = (0..2 * c * h * w).map(|i| (i as f32 / (2 * c * h * w) as f32) * 2.0 - 1.0).collect();
+            let grid = tile(&values, 2, [c, h, w], 2).unwrap();
+            let back = decode_png(&encode(&grid).unwrap(), "grid").unwrap();
+            assert_eq!((back.channels, back.height, back.width), (c, h + 2 * GAP, 2 * w + 3 * GAP));
+            let pixel = |ch: usize, y: usize, x: usize| signed_to_pixel(back.values[(ch * back.height + y) * back.width + x]);
+            for i in 0..2 {
+                for ch in 0..c {
+                    for y in 0..h {
+                        for x in 0..w {
+                            let want = signed_to_pixel(values[((i * c + ch) * h + y) * w + x]);
+                            assert_eq!(pixel(ch, GAP + y, GAP + i * (w + GAP) + x), want, "c {c}, image {i}, channel {ch}, ({y}, {x})");
+                        }
+                    }
+                }
+            }
+            assert_eq!(pixel(c - 1, 0, 0), GAP_LEVEL);
+        }
+        assert!(tile(&[0.0; 8], 2, [2, 2, 1], 2).unwrap_err().to_string().contains("found 2"));
+        assert!(tile(&[0.0; 7], 2, [1, 2, 2], 2).unwrap_err().to_string().contains("found 7"));
+    }
 }

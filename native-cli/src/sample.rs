@@ -42,14 +42,15 @@ pub struct SampleArgs {
     /// Number of samples.
     #[arg(long, value_name = "COUNT")]
     n: usize,
-    /// Seed of the noise; the same seed and --batch give the same samples.
+    /// Seed of the noise; the same seed gives the same samples at any --batch.
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
     /// Output: .npy (float32, shape [COUNT, ...one point's shape]) or, for image models, .png
-    /// (a near-square grid, [-1, 1] mapped to grey levels 0..255); written atomically.
+    /// (a near-square grid, [-1, 1] mapped to levels 0..255, grey or RGB); written atomically.
     #[arg(long, value_name = "PATH")]
     out: PathBuf,
-    /// Samples per batch [default: all at once]; batches draw from one noise stream in turn.
+    /// Samples per batch [default: all at once]; sample i has its own noise stream, so the
+    /// samples do not depend on it.
     #[arg(long, value_name = "B")]
     batch: Option<usize>,
     /// Also write a PNG strip of intermediate states: one row per sample (the first
@@ -142,7 +143,7 @@ fn draw<M: ScoreModel<D>, const D: usize>(
     batch: usize,
     shape: impl Fn(usize) -> [usize; D],
     model_for: impl FnMut(usize, usize) -> Result<M>,
-    noise: &mut NoiseSource,
+    noise: &NoiseSource,
     device: &Device,
     traj_rows: usize,
     bar: &ProgressBar,
@@ -233,6 +234,7 @@ fn guidance_plan(args: &SampleArgs, source: &ModelSource, net: Option<&LoadedNet
             match net {
                 Some(LoadedNet::Image(_)) => "num_classes = null",
                 Some(LoadedNet::Point(_)) => "an MLP",
+                Some(LoadedNet::Diffusers(_)) => "an imported diffusers-unet2d",
                 None => "a Gaussian mixture",
             }
         );
@@ -280,8 +282,8 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         let flag = if format == Format::Png { "--out" } else { "--trajectory" };
         bail!("{flag}: PNG images need an image model, found model {} of points of dim {dim} (write .npy; `plot` draws 2-D points)", source.path().display());
     }
-    if image && point[0] != 1 {
-        bail!("model {}: expected single-channel images for PNG and sampling, found {} channels", source.path().display(), point[0]);
+    if image && format == Format::Png && point[0] != 1 && point[0] != 3 {
+        bail!("--out: PNG images need 1 (grey) or 3 (RGB) channels, found model {} of {} channels (write .npy)", source.path().display(), point[0]);
     }
     let device = crate::train::backend_device(&args.backend)?;
     let sde = source.sde()?;
@@ -297,7 +299,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         Some(_) => None,
         None => guidance_plan(args, &source, net.as_ref())?,
     };
-    let mut noise = NoiseSource::new(args.seed);
+    let noise = NoiseSource::new(args.seed);
     let traj_rows = if args.trajectory.is_some() { args.trajectory_rows } else { 0 };
 
     let bar = progress_bar("{msg} [{bar:40}] {pos}/{len} steps ({elapsed}, eta {eta})");
@@ -319,12 +321,20 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
                     }
                 })
             };
-            draw(&config, sde.as_ref(), args.n, batch, |r| [r, c, h, w], model_for, &mut noise, &device, traj_rows, &bar)?
+            draw(&config, sde.as_ref(), args.n, batch, |r| [r, c, h, w], model_for, &noise, &device, traj_rows, &bar)?
+        }
+        Some(LoadedNet::Diffusers(dnet)) => {
+            if classifier.is_some() {
+                bail!("--classifier: classifier guidance runs the core's U-Net; model {} is an imported diffusers-unet2d", source.path().display());
+            }
+            let [c, h, w] = [point[0], point[1], point[2]];
+            let model_for = |_: usize, _: usize| -> Result<ByRef<'_, 4>> { Ok(ByRef(dnet)) };
+            draw(&config, sde.as_ref(), args.n, batch, |r| [r, c, h, w], model_for, &noise, &device, traj_rows, &bar)?
         }
         _ => {
             let model = source.score_model_2d(&device)?;
             let model_for = |_: usize, _: usize| -> Result<ByRef<'_, 2>> { Ok(ByRef(model.as_ref())) };
-            draw(&config, sde.as_ref(), args.n, batch, |r| [r, dim], model_for, &mut noise, &device, 0, &bar)?
+            draw(&config, sde.as_ref(), args.n, batch, |r| [r, dim], model_for, &noise, &device, 0, &bar)?
         }
     };
     let seconds = start.elapsed().as_secs_f64();
@@ -344,22 +354,22 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     match format {
         Format::Npy => write_npy_f32_nd(&args.out, &drawn.drawn.values, &shape).with_context(|| format!("writing {}", args.out.display()))?,
         Format::Png => {
-            let grid = crate::png::tile(&drawn.drawn.values, args.n, [point[1], point[2]], crate::png::grid_columns(args.n));
-            scorediff::io::write_atomic(&args.out, &crate::png::encode(&grid)).with_context(|| format!("writing {}", args.out.display()))?;
+            let grid = crate::png::tile(&drawn.drawn.values, args.n, [point[0], point[1], point[2]], crate::png::grid_columns(args.n))?;
+            scorediff::io::write_atomic(&args.out, &crate::png::encode(&grid)?).with_context(|| format!("writing {}", args.out.display()))?;
         }
     }
     if let Some(t) = &args.trajectory {
         let cols = frame_indices(drawn.frames.len(), args.trajectory_cols);
         let rows = args.trajectory_rows.min(batch);
-        let len = point[1] * point[2];
+        let len = point[0] * point[1] * point[2];
         let mut tiles = Vec::with_capacity(rows * cols.len() * len);
         for r in 0..rows {
             for &c in &cols {
                 tiles.extend_from_slice(&drawn.frames[c][r * len..(r + 1) * len]);
             }
         }
-        let strip = crate::png::tile(&tiles, rows * cols.len(), [point[1], point[2]], cols.len());
-        scorediff::io::write_atomic(t, &crate::png::encode(&strip)).with_context(|| format!("writing {}", t.display()))?;
+        let strip = crate::png::tile(&tiles, rows * cols.len(), [point[0], point[1], point[2]], cols.len())?;
+        scorediff::io::write_atomic(t, &crate::png::encode(&strip)?).with_context(|| format!("writing {}", t.display()))?;
     }
 
     let summary = SampleSummary {

@@ -24,7 +24,7 @@ use scorediff::burn::tensor::{Device, Tensor, TensorData};
 use scorediff::data::{ImageDataset, Split};
 use scorediff::export::LoadedNet;
 use scorediff::inverse::{
-    BaselineKind, Downsample, GrayWeights, MaskSpec, MeasurementNoise, Method, MethodKind, Operator, Problem, Task, TaskKind, baseline, pseudo_inverse, score,
+    BaselineKind, Downsample, GrayWeights, MaskSpec, MeasurementNoise, Method, MethodKind, Problem, Task, TaskKind, baseline, measurement_preview, score,
 };
 use scorediff::model::ScoreFn;
 use scorediff::nn::UNet;
@@ -91,7 +91,7 @@ pub struct MethodOpts {
     pub(crate) sampler: SamplerKind,
     /// DPS step size: the paper's zeta' in zeta_i = zeta' / ||y - A(x0_hat)|| (the reference
     /// code's `scale` is 2 zeta); not tuned for MNIST.
-    #[arg(long, value_name = "Z", default_value_t = 1.0)]
+    #[arg(long, value_name = "Z", default_value_t = scorediff::inverse::dps::DEFAULT_ZETA)]
     zeta: f64,
     /// SDEdit: the time the baseline reconstruction is noised to, in (0, 1].
     #[arg(long, value_name = "T", default_value_t = 0.5)]
@@ -154,6 +154,7 @@ impl LoadedImageModel {
         let unet = match source.net(device)? {
             LoadedNet::Image(unet) => unet.valid(),
             LoadedNet::Point(_) => bail!("--model {}: expected an image model (U-Net), found a model of points", path.display()),
+            LoadedNet::Diffusers(_) => bail!("--model {}: solve runs the core's U-Net; an imported diffusers-unet2d is not supported yet", path.display()),
         };
         let shape: [usize; 3] = source.dim_shape().try_into().map_err(|_| anyhow!("--model {}: expected images [channels, height, width]", path.display()))?;
         let sde = source.sde()?;
@@ -205,53 +206,6 @@ pub fn reconstruct(
     let op = task.build(model.shape, device).map_err(|e| anyhow!(e))?;
     let out = method.solve(&f, config, Problem { task, op, y, noise: noise_model, image: model.shape }, noise, device, on_step).map_err(config_error)?;
     Ok((out, f.nfe()))
-}
-
-/// The measurement of one image drawn at the image's size: the masked input, the grey image,
-/// the low-resolution image enlarged by pixel repetition, the blurred image, or the
-/// log-magnitude spectrum (centred, averaged 2x2 and stretched to `[-1, 1]`).
-fn preview(task: &Task, op: &dyn Operator<4>, y: Tensor<4>, [c, h, w]: [usize; 3]) -> Result<Vec<f32>> {
-    let [_, cy, hy, wy] = y.dims();
-    let values = match task.kind {
-        TaskKind::Inpaint | TaskKind::Colorize => {
-            let lin = op.linear().ok_or_else(|| anyhow!("expected a linear operator"))?;
-            to_vec(pseudo_inverse(lin, y).ok_or_else(|| anyhow!("expected a pseudo-inverse"))?)?
-        }
-        TaskKind::SuperResolution => {
-            let v = to_vec(y)?;
-            let k = h / hy;
-            let mut out = vec![0f32; c * h * w];
-            for ch in 0..c {
-                for i in 0..h {
-                    for j in 0..w {
-                        out[ch * h * w + i * w + j] = v[ch * hy * wy + (i / k) * wy + j / k];
-                    }
-                }
-            }
-            out
-        }
-        TaskKind::Deblur | TaskKind::MotionDeblur => to_vec(y)?,
-        TaskKind::PhaseRetrieval => {
-            let v = to_vec(y)?;
-            let mut out = vec![0f32; cy * h * w];
-            for ch in 0..cy {
-                for i in 0..h {
-                    for j in 0..w {
-                        let mut s = 0.0;
-                        for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                            // fftshift: frequency (p, q) drawn at ((p + hy/2) mod hy, ...).
-                            let (p, q) = ((2 * i + di + hy / 2) % hy, (2 * j + dj + wy / 2) % wy);
-                            s += (1.0 + v[ch * hy * wy + p * wy + q] as f64).ln();
-                        }
-                        out[ch * h * w + i * w + j] = (s / 4.0) as f32;
-                    }
-                }
-            }
-            let (lo, hi) = out.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-            out.iter().map(|v| 2.0 * (v - lo) / (hi - lo).max(1e-12) - 1.0).collect()
-        }
-    };
-    Ok(values)
 }
 
 /// `solve`'s arguments.
@@ -389,7 +343,7 @@ pub fn solve(args: &SolveArgs) -> Result<()> {
         Some(kind) => Some((kind, to_vec(baseline(kind, op.as_ref(), y.clone(), args.noise.sigma(), task.factor).map_err(|e| anyhow!(e))?)?)),
         None => None,
     };
-    let measurement = preview(&task, op.as_ref(), y.clone(), model.shape)?;
+    let measurement = measurement_preview(task.kind, op.as_ref(), y.clone(), model.shape).map_err(|e| anyhow!(e))?;
 
     let bar = progress_bar("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})");
     bar.set_message(format!("{} by {}", args.task, args.method.name()));

@@ -52,6 +52,11 @@ pub struct TrainArgs {
     /// Steps between checkpoints.
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<usize>,
+    /// Debugging (hidden): the loss of the step that starts after STEP completed steps is taken
+    /// as NaN, so training stops as on a divergence (scripts/fault-trials.sh checks that the
+    /// last good checkpoint is kept). One device only.
+    #[arg(long, value_name = "STEP", hide = true)]
+    inject_nan_at: Option<usize>,
     /// Steps between lines of log.jsonl.
     #[arg(long, value_name = "N", default_value_t = 10)]
     log_every: usize,
@@ -169,6 +174,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
         match &mut config.network {
             Network::Unet(u) => u.num_classes = Some(scorediff::data::mnist::CLASSES),
             Network::Mlp(_) => bail!("--class-conditional: the 2-D data set {} has no classes", config.dataset),
+            Network::DiffusersUnet2d(_) => bail!("--class-conditional: an imported diffusers-unet2d is not trained"),
         }
     }
     config.validate().map_err(|e| anyhow!(e))?;
@@ -193,6 +199,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let images = match config.dataset {
         Dataset::Image(kind) => Some(ImageDataset::load(kind, Split::Train, args.data_dir.as_deref())?),
         Dataset::Toy(_) => None,
+        Dataset::External => bail!("dataset: external (an imported checkpoint) is sampled, not trained"),
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating --out {}", args.out.display()))?;
     if !args.resume {
@@ -258,9 +265,18 @@ where
         trainer = trainer.resume(net, &args.out, device)?;
         truncate_log(&log_path, trainer.step())?;
     }
+    trainer.inject_non_finite_at(args.inject_nan_at);
     let mut trainer = ParallelTrainer::new(trainer, devices.to_vec(), config.batch_size)?;
     let start_step = trainer.leader().step();
+    let export = args.out.join("ema.safetensors");
     if start_step >= config.steps {
+        // A run killed after its last checkpoint but before the export: the checkpoint's EMA
+        // weights are the final ones, so the export is written from them.
+        if !export.exists() {
+            save_safetensors(&trainer.leader().ema, &export)?;
+            println!("{}: already at step {start_step} of {}; wrote the missing {}", args.out.display(), config.steps, export.display());
+            return Ok(());
+        }
         println!("{}: already at step {start_step} of {}; nothing to do (raise --steps)", args.out.display(), config.steps);
         return Ok(());
     }
@@ -288,7 +304,6 @@ where
         last = Some(report);
     }
     bar.finish_and_clear();
-    let export = args.out.join("ema.safetensors");
     save_safetensors(&trainer.leader().ema, &export)?;
     let seconds = started.elapsed().as_secs_f64();
     let steps = trainer.leader().step() - start_step;

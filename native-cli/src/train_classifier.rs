@@ -82,7 +82,7 @@ pub fn train_classifier_cmd(args: &TrainClassifierArgs) -> Result<()> {
                     None => bail!("--model {}: expected a trained score model (run or export directory), found a mixture file", dir.display()),
                 }
             }
-            None => SdeConfig::Ddpm { schedule: ScheduleKind::Linear, levels: 1000 },
+            None => SdeConfig::ddpm(ScheduleKind::Linear, 1000),
         })
     } else {
         None

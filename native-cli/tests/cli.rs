@@ -346,6 +346,30 @@ fn train_then_kill_and_resume_reproduces_the_uninterrupted_loss_curve() {
     }
 }
 
+/// A run killed after its last checkpoint but before `ema.safetensors` was written (found by
+/// `scripts/fault-trials.sh`): `--resume` writes the missing export from the checkpoint's EMA,
+/// the same weights an uninterrupted run exports.
+#[test]
+fn resume_at_the_last_step_writes_a_missing_export() {
+    let dir = TempDir::new("train-export");
+    let out = dir.path("run");
+    run_ok(&["train", "--dataset", "two-moons", "--steps", "20", "--checkpoint-every", "10", "--out", s(&out)]);
+    let export = out.join("ema.safetensors");
+    let want = std::fs::read(&export).unwrap();
+    std::fs::remove_file(&export).unwrap();
+    let said = run_ok(&["train", "--resume", "--out", s(&out)]);
+    assert!(said.contains("wrote the missing"), "{said}");
+    let got = std::fs::read(&export).unwrap();
+    // Burnpack/safetensors headers may differ; the tensors' bytes must not.
+    let tensors = |b: &[u8]| {
+        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        b[8 + n..].to_vec()
+    };
+    assert_eq!(tensors(&got), tensors(&want), "the export differs from the uninterrupted run's");
+    let again = run_ok(&["train", "--resume", "--out", s(&out)]);
+    assert!(again.contains("nothing to do"), "{again}");
+}
+
 #[test]
 fn train_help_lists_every_dataset() {
     let help = run_ok(&["train", "--help"]);
@@ -430,40 +454,26 @@ fn devices_are_checked_and_one_device_trains_like_backend() {
 }
 
 fn decode_gray_png(bytes: &[u8]) -> (usize, usize, Vec<u8>) {
-    use std::io::Read;
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
-    let (mut at, mut size, mut idat) = (8, None, Vec::new());
-    loop {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let kind = &bytes[at + 4..at + 8];
-        let data = &bytes[at + 8..at + 8 + len];
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        assert_eq!(crc.sum(), u32::from_be_bytes(bytes[at + 8 + len..at + 12 + len].try_into().unwrap()), "CRC of {kind:?}");
-        match kind {
-            b"IHDR" => {
-                let w = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
-                let h = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
-                assert_eq!(&data[8..13], &[8, 0, 0, 0, 0], "8-bit grey, no interlace");
-                size = Some((w, h));
-            }
-            b"IDAT" => idat.extend_from_slice(data),
-            b"IEND" => break,
-            other => panic!("unexpected chunk {other:?}"),
-        }
-        at += 12 + len;
-    }
-    let (w, h) = size.expect("IHDR");
-    let mut raw = Vec::new();
-    flate2::read::ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
-    assert_eq!(raw.len(), h * (w + 1));
-    let mut pixels = Vec::with_capacity(w * h);
-    for row in raw.chunks_exact(w + 1) {
-        assert_eq!(row[0], 0, "filter type 0");
-        pixels.extend_from_slice(&row[1..]);
-    }
+    let (w, h, c, pixels) = decode_png(bytes);
+    assert_eq!(c, 1, "8-bit grey");
     (w, h, pixels)
+}
+
+/// `(width, height, channels, levels)` of an 8-bit grey (1) or RGB (3) PNG, decoded by the
+/// `png` crate (which checks the signature and every chunk's CRC).
+fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("a PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a buffer size")];
+    let info = reader.next_frame(&mut pixels).expect("a PNG frame");
+    assert_eq!(info.bit_depth, png::BitDepth::Eight, "8-bit levels");
+    let c = match info.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::Rgb => 3,
+        other => panic!("expected grey or RGB, found {other:?}"),
+    };
+    pixels.truncate(info.buffer_size());
+    (info.width as usize, info.height as usize, c, pixels)
 }
 
 fn run_owned(args: &[String]) -> String {
@@ -779,4 +789,117 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     bad(vp, hybrid.clone(), "learned-range", &["variance", "sde.kind = ddpm", "found sde.kind = vp"]);
     bad(ddpm.clone(), serde_json::json!({"kind": "ddpm-simple"}), "learned-range", &["loss.kind", "hybrid", "found ddpm-simple"]);
     bad(ddpm, hybrid, "fixed-large", &["variance", "expected learned, found large"]);
+}
+
+/// Headers and fields that size an allocation (issue 22): each claims far more than any model
+/// needs and is refused with one line naming the file and field, before anything is allocated
+/// (before: `memory allocation of 8000000000000 bytes failed`, SIGABRT, for `levels`).
+#[test]
+fn huge_sizes_in_files_are_refused_before_allocating() {
+    let dir = TempDir::new("huge-sizes");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../www/models");
+    let out = dir.path("x.npy");
+    let export = |name: &str, model: &str, edit: &dyn Fn(&mut serde_json::Value)| -> PathBuf {
+        let d = dir.path(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(shipped.join(model).join("model.json")).unwrap()).unwrap();
+        edit(&mut card);
+        std::fs::write(d.join("model.json"), card.to_string()).unwrap();
+        std::fs::copy(shipped.join(model).join("weights.bpk"), d.join("weights.bpk")).unwrap();
+        d
+    };
+    let sample = |model: &Path, needles: &[&str]| {
+        run_err(&["sample", "--model", s(model), "--sampler", "ddim", "--steps", "5", "--n", "3", "--out", s(&out)], needles);
+    };
+    let levels = export("levels", "two-moons", &|c| c["sde"] = serde_json::json!({"kind": "ddpm", "schedule": "linear", "levels": 1_000_000_000_000u64}));
+    sample(&levels, &["model.json", "sde.levels", "at most 1000000", "found 1000000000000"]);
+    let hidden = export("hidden", "two-moons", &|c| c["network"]["hidden"] = (1u64 << 40).into());
+    sample(&hidden, &["model.json", "hidden", "at most 16384"]);
+    let layers = export("layers", "two-moons", &|c| c["network"]["layers"] = 1_000_000_000u64.into());
+    sample(&layers, &["model.json", "layers", "at most 64"]);
+    let width = export("width", "mnist", &|c| c["network"]["base_channels"] = (1u64 << 20).into());
+    sample(&width, &["model.json", "base_channels", "at most 16384"]);
+    let params = export("params", "mnist", &|c| c["network"]["base_channels"] = 4096.into());
+    sample(&params, &["model.json", "parameters", "at most 134217728"]);
+    let classes = export("classes", "mnist", &|c| c["network"]["num_classes"] = 1_000_000_000_000u64.into());
+    sample(&classes, &["model.json", "num_classes", "at most 65536"]);
+    let shape = export("shape", "mnist", &|c| c["shape"] = serde_json::json!([1, 1_000_000, 1_000_000]));
+    sample(&shape, &["model.json", "shape", "at most 16384"]);
+    assert!(!out.exists());
+
+    // A .npy whose shape's product overflows, and one claiming 10^12 rows.
+    let model = write_mixture(&dir);
+    for (name, dims) in [("overflow.npy", "18446744073709551615, 4"), ("rows.npy", "1000000000000, 2")] {
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}\n");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0; 16]);
+        let path = dir.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        run_err(&["likelihood", "--model", s(&model), "--data", s(&path)], &[name, "data bytes"]);
+    }
+
+    // Training configs: 10^12 levels, a batch of 10^15 images.
+    let config = dir.path("levels.json");
+    let mut v = tiny_unet_config(
+        serde_json::json!({"kind": "ddpm", "schedule": "linear", "levels": 1_000_000_000_000u64}),
+        serde_json::json!({"kind": "ddpm-simple"}),
+        "small",
+        1,
+    );
+    std::fs::write(&config, v.to_string()).unwrap();
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset");
+    run_err(&["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&dir.path("r1"))], &["levels", "at most 1000000"]);
+    v["sde"] = serde_json::json!({"kind": "ddpm", "schedule": "linear", "levels": 1000});
+    v["batch_size"] = 1_000_000_000_000_000u64.into();
+    std::fs::write(&config, v.to_string()).unwrap();
+    run_err(&["train", "--config", s(&config), "--data-dir", s(&subset), "--out", s(&dir.path("r2"))], &["batch_size", "at most 268435456"]);
+}
+
+/// A non-finite loss (injected by the hidden `--inject-nan-at`) stops training with the step
+/// named; the checkpoint of step 20 is kept as it was, and resuming from it completes the run.
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
+    let dir = TempDir::new("train-nan");
+    let run_dir = dir.path("run");
+    let args = ["train", "--dataset", "rings", "--batch-size", "32", "--steps", "30", "--checkpoint-every", "10", "--out", s(&run_dir)];
+    run_err(&[&args[..], &["--inject-nan-at", "25"]].concat(), &["NaN at step 25", "last good checkpoint"]);
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 20);
+    let model = std::fs::read(run_dir.join("checkpoint/model.bpk")).unwrap();
+    run_ok(&["train", "--resume", "--steps", "30", "--out", s(&run_dir)]);
+    assert_ne!(std::fs::read(run_dir.join("checkpoint/model.bpk")).unwrap(), model);
+}
+
+/// An imported colour checkpoint (the tiny diffusers fixture, 3x16x16) samples into an RGB PNG
+/// grid and an RGB trajectory strip whose tiles are the `.npy` samples' levels, channel by
+/// channel.
+#[test]
+fn an_imported_rgb_model_samples_rgb_pngs() {
+    let dir = TempDir::new("import-rgb");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/diffusers-tiny");
+    let model = dir.path("tiny");
+    run_ok(&["import-diffusers", "--from", s(&fixture), "--out", s(&model)]);
+    let (png_out, npy_out, strip) = (dir.path("grid.png"), dir.path("grid.npy"), dir.path("strip.png"));
+    let base = ["sample", "--model", s(&model), "--sampler", "ddim", "--steps", "4", "--n", "4", "--seed", "5"];
+    run_ok(&[&base[..], &["--out", s(&png_out), "--trajectory", s(&strip), "--trajectory-rows", "2", "--trajectory-cols", "3"]].concat());
+    run_ok(&[&base[..], &["--out", s(&npy_out)]].concat());
+    let (w, h, c, pixels) = decode_png(&std::fs::read(&png_out).unwrap());
+    // A 2x2 grid of 16x16 tiles with 2-pixel gaps.
+    assert_eq!((w, h, c), (2 * 16 + 3 * 2, 2 * 16 + 3 * 2, 3));
+    let samples = read_npy(&npy_out).unwrap();
+    assert_eq!(samples.shape, [4, 3 * 16 * 16]);
+    for i in 0..4 {
+        let (y0, x0) = (2 + (i / 2) * 18, 2 + (i % 2) * 18);
+        for ch in 0..3 {
+            for (y, x) in [(0, 0), (7, 9), (15, 15)] {
+                let v = samples.data[((i * 3 + ch) * 16 + y) * 16 + x];
+                let want = scorediff::data::mnist::signed_to_pixel(v as f32);
+                assert_eq!(pixels[((y0 + y) * w + x0 + x) * 3 + ch], want, "image {i}, channel {ch}, ({y}, {x})");
+            }
+        }
+    }
+    let (w, h, c, _) = decode_png(&std::fs::read(&strip).unwrap());
+    assert_eq!((w, h, c), (3 * 16 + 4 * 2, 2 * 16 + 3 * 2, 3));
 }
