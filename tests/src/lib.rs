@@ -25,7 +25,7 @@ pub fn sdes() -> Vec<(&'static str, SdeConfig)> {
         ("vp", SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }),
         ("ve", SdeConfig::Ve { sigma_min: 0.01, sigma_max: 10.0 }),
         ("subvp", SdeConfig::SubVp { beta_min: 0.1, beta_max: 20.0 }),
-        ("ddpm-cosine", SdeConfig::Ddpm { schedule: ScheduleKind::Cosine, levels: 1000 }),
+        ("ddpm-cosine", SdeConfig::ddpm(ScheduleKind::Cosine, 1000)),
     ]
 }
 

@@ -28,7 +28,7 @@ use scorediff::model::ScoreModel;
 use scorediff::noise::NoiseSource;
 use scorediff::param::{Coef, Marginal, Parameterization};
 use scorediff::precond::{EdmCoefs, Preconditioned};
-use scorediff::sampler::{Predictor, SamplerConfig, SamplerKind, SamplerSpec, Spacing, Variance};
+use scorediff::sampler::{Predictor, SamplerConfig, SamplerKind, SamplerSpec, SigmaKind, Spacing, UniPcVariant, Variance};
 use scorediff::sde::{Sde, SdeConfig};
 use scorediff_tests::*;
 
@@ -67,6 +67,31 @@ fn cases() -> Vec<(String, SamplerConfig)> {
     add("ode-heun", OdeHeun, 100, &|_| {});
     add("ode-rk45", OdeRk45, 1, &|_| {});
     add("dpm-solver2m", DpmSolver2m, 100, &|_| {});
+    add("heun-edm (karras)", HeunEdm, 100, &|_| {});
+    add("heun-edm churn=20", HeunEdm, 200, &|c| c.s_churn = Some(20.0));
+    add("euler-ancestral (karras)", EulerAncestral, 500, &|_| {});
+    add("euler-ancestral eta=0.5 log-snr", EulerAncestral, 500, &|c| {
+        c.eta = Some(0.5);
+        c.spacing = Some(Spacing::LogSnr);
+    });
+    add("dpm-solver3m", DpmSolver3m, 100, &|_| {});
+    add("dpm-solver3m karras", DpmSolver3m, 100, &|c| c.sigmas = Some(SigmaKind::Karras));
+    add("dpm-solver2m-sde", DpmSolver2mSde, 200, &|_| {});
+    add("dpm-solver3m-sde", DpmSolver3mSde, 200, &|_| {});
+    add("unipc bh2 order 2", Unipc, 100, &|_| {});
+    add("unipc bh1 order 3 karras", Unipc, 100, &|c| {
+        c.order = Some(3);
+        c.solver_type = Some(UniPcVariant::Bh1);
+        c.sigmas = Some(SigmaKind::Karras);
+    });
+    add("ddim eta=0 exponential", Ddim, 200, &|c| c.sigmas = Some(SigmaKind::Exponential));
+    add("dpm-solver2m polyexponential rho=2", DpmSolver2m, 100, &|c| {
+        c.sigmas = Some(SigmaKind::Polyexponential);
+        c.rho = Some(2.0);
+    });
+    add("ddim eta=0 trailing", Ddim, 200, &|c| c.spacing = Some(Spacing::Trailing));
+    add("ancestral leading", Ancestral, 500, &|c| c.spacing = Some(Spacing::Leading));
+    add("dpm-solver2m linspace", DpmSolver2m, 100, &|c| c.spacing = Some(Spacing::Linspace));
     v
 }
 
@@ -132,6 +157,16 @@ fn every_sampler_reproduces_a_2d_mixture_under_subvp() {
 #[test]
 fn every_sampler_reproduces_a_2d_mixture_under_the_cosine_ddpm_schedule() {
     run_all(&mixture_2d(), sdes()[3].1.clone(), 2000, &[]);
+}
+
+/// Lin et al. 2024's zero-terminal-SNR rescaling of Ho et al.'s linear schedule: the prior is
+/// then exact (`x_1` is noise up to `sqrt(alpha_bar_N) = 4.6e-5` of the data), and every sampler
+/// still reproduces the mixture from the exact score, sigma- and log-SNR grids included
+/// (`sigma_max = 22 000`).
+#[test]
+fn every_sampler_reproduces_a_2d_mixture_under_a_zero_terminal_snr_schedule() {
+    let sde = SdeConfig::Ddpm { schedule: scorediff::sde::ScheduleKind::Linear, levels: 1000, zero_terminal_snr: true };
+    run_all(&mixture_2d(), sde, 2000, &[]);
 }
 
 #[test]
@@ -292,4 +327,72 @@ fn an_option_of_another_sampler_is_refused() {
     assert!(parse(r#"{"kind": "ddim", "steps": 10, "eta": 0.5}"#).is_ok());
     assert!(parse(r#"{"kind": "pc", "predictor": "ancestral", "variance": "large", "snr": 0.1, "corrector_steps": 2}"#).is_ok());
     assert!(parse(r#"{"kind": "ddim", "colour": 1}"#).is_err(), "an unknown option");
+}
+
+/// The deterministic samplers converge at their order: for a 1-D Gaussian `N(mu, v)` the
+/// probability-flow ODE maps `x_T` to `m mu + sqrt(m^2 v + s^2) (x_T - m_T mu) / sqrt(m_T^2 v + s_T^2)`
+/// at every time, so the state at `t_min` (before the last step, whose jump to `t = 0` is
+/// Tweedie's and not the ODE's) has a closed form. Halving the step (20 to 40 steps) must cut
+/// the largest error by at least `2^q` for each method's measured rate `q` less a margin: DDIM
+/// 1, the second-order methods 2, UniPC-p about `p + 1` (its corrector; 4 measured at `p = 3`
+/// on VP), and DPM-Solver++(3M) 2.4 to 2.5 (its first two steps are of first and second order,
+/// which caps it at 2 as the step shrinks), or reach the `f32` floor (5e-5 of the scale, where
+/// UniPC-3 on VE is at 20 steps). A wrong higher-order coefficient leaves a lower order.
+#[test]
+fn deterministic_samplers_converge_at_their_order() {
+    use scorediff::model::ScoreFn;
+    use scorediff::sampler::Sampler;
+    let dev = Device::flex();
+    let (mu, std) = (0.7, 0.5);
+    let cases: [(&str, SamplerKind, f64, &dyn Fn(&mut SamplerSpec)); 9] = [
+        ("ddim", SamplerKind::Ddim, 0.9, &|c| c.spacing = Some(Spacing::LogSnr)),
+        ("dpm-solver2m", SamplerKind::DpmSolver2m, 1.8, &|_| {}),
+        ("dpm-solver3m", SamplerKind::DpmSolver3m, 2.2, &|_| {}),
+        ("heun-edm (log-snr)", SamplerKind::HeunEdm, 1.9, &|c| {
+            c.sigmas = None;
+            c.spacing = Some(Spacing::LogSnr);
+        }),
+        ("heun-edm (karras)", SamplerKind::HeunEdm, 1.9, &|_| {}),
+        ("unipc bh2 p=1", SamplerKind::Unipc, 1.8, &|c| c.order = Some(1)),
+        ("unipc bh2 p=2", SamplerKind::Unipc, 2.7, &|_| {}),
+        ("unipc bh1 p=2", SamplerKind::Unipc, 2.7, &|c| c.solver_type = Some(UniPcVariant::Bh1)),
+        ("unipc bh2 p=3", SamplerKind::Unipc, 3.5, &|c| c.order = Some(3)),
+    ];
+    const STEPS: usize = 20;
+    let mut fails = vec![];
+    for (name, sde_config) in [("vp", sdes()[0].1.clone()), ("ve", sdes()[1].1.clone())] {
+        let f = file(&gaussian_1d(), sde_config);
+        let sde = f.sde.build().unwrap();
+        let exact = f.model(&dev).unwrap();
+        let x_t: Vec<f32> = (0..33).map(|i| ((i as f64 - 16.0) / 8.0 * sde.prior_std()) as f32).collect();
+        let (m_t, s_t) = sde.marginal(sde.t_max());
+        let (m, s) = sde.marginal(sde.t_min());
+        let want: Vec<f64> =
+            x_t.iter().map(|&x| m * mu + (m * m * std * std + s * s).sqrt() * (x as f64 - m_t * mu) / (m_t * m_t * std * std + s_t * s_t).sqrt()).collect();
+        let scale = want.iter().fold(0.0f64, |a, w| a.max(w.abs()));
+        for (label, kind, order, tweak) in &cases {
+            let error = |steps: usize| {
+                let mut spec = SamplerSpec { steps: Some(steps), ..SamplerSpec::new(*kind) };
+                tweak(&mut spec);
+                let config = spec.build().unwrap();
+                let mut sampler: Box<dyn Sampler<2>> = config.build(sde.as_ref());
+                let score = ScoreFn::new(&exact, sde.as_ref());
+                let mut noise = NoiseSource::new(0);
+                let mut x = Tensor::<2>::from_data(scorediff::burn::tensor::TensorData::new(x_t.clone(), [x_t.len(), 1]), &dev);
+                while sampler.progress().0 + 1 < sampler.progress().1 {
+                    x = sampler.step(x, &score, &mut noise).x;
+                }
+                assert!((sampler.time() - sde.t_min()).abs() < 1e-12, "{label}: stopped at {}", sampler.time());
+                let got = x.into_data().try_to_vec::<f32>().unwrap();
+                got.iter().zip(&want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max) / scale
+            };
+            let (coarse, fine) = (error(STEPS), error(2 * STEPS));
+            let rate = (coarse / fine).log2();
+            println!("{name} {label}: error {coarse:.3e} at {STEPS} steps, {fine:.3e} at {}: order {rate:.2}", 2 * STEPS);
+            if !(rate > *order || fine < 5e-5) {
+                fails.push(format!("{name} {label}: observed order {rate:.2} (errors {coarse:.2e}, {fine:.2e}), expected above {order}"));
+            }
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
