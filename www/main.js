@@ -1,5 +1,8 @@
 // The page: draws and forwards requests to the worker (worker.js), which owns the WebAssembly.
 // State the end-to-end test reads is mirrored in window.scorediff and in data-* attributes.
+import { MAX_WORKERS, Pool, defaultWorkers } from './pool.js';
+import { setupInverse } from './inverse.js';
+import { setupPitfalls } from './pitfalls.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { losses: [], lastImages: null, lastShape: null, busy: {}, index: null, info: null };
@@ -10,38 +13,33 @@ state.classify = (dir, config, weights, pixels) => call('classify', { dir, confi
 // metrics::FailureRule, as `native-cli eval` counts them), one 0/1 per image of shape [c, h, w].
 state.failures = (dataset, pixels, shape) => call('failures', { dataset, pixels: Array.from(pixels), shape });
 
-// ---- the worker -------------------------------------------------------------------------
-let worker = null;
-let nextId = 1;
-const pending = new Map();
+// ---- the workers ------------------------------------------------------------------------
+// A pool of module workers (pool.js): worker 0 serves every request (the lab, classifiers, ...);
+// image runs are split over all of them. The header's Workers control sets their number.
+const pool = new Pool({ onError: (message) => showError(message) });
+state.pool = pool; // for tests and the console
+// Stop messages of the lab go to worker 0, which runs it.
+const worker = { postMessage: (msg) => pool.post(msg) };
+$('workers').innerHTML = [...Array(MAX_WORKERS).keys()].map((k) => `<option>${k + 1}</option>`).join('');
+$('workers').value = String(defaultWorkers());
+let wantedWorkers = defaultWorkers(); // the control's choice, kept while WebGPU shows 1
 
-function startWorker(prefer) {
-  if (worker) worker.terminate();
-  for (const p of pending.values()) p.reject(new Error('the worker was restarted'));
-  pending.clear();
-  worker = new Worker('worker.js', { type: 'module' });
-  worker.onmessage = (event) => {
-    const msg = event.data;
-    const p = pending.get(msg.id);
-    if (!p) return;
-    if (msg.type === 'progress') p.onProgress && p.onProgress(msg);
-    else {
-      pending.delete(msg.id);
-      msg.type === 'error' ? p.reject(new Error(msg.message)) : p.resolve(msg.result);
-    }
-  };
-  worker.onerror = (e) => showError(`the worker failed to start: ${e.message || 'see the console'} ` +
-    '(was the page opened through a web server after ./run.sh built pkg/?)');
-  return call('init', { prefer });
+async function startWorker(prefer) {
+  const ready = await pool.start(prefer, wantedWorkers);
+  $('workers').value = String(pool.size);
+  $('workers').disabled = pool.backend === 'webgpu'; // one GPU device: one worker
+  document.body.dataset.workers = String(pool.size);
+  return ready;
 }
 
 function call(type, payload = {}, onProgress = null) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject, onProgress });
-    worker.postMessage({ id, type, ...payload });
-  });
+  return pool.call(type, payload, onProgress);
 }
+
+$('workers').onchange = () => guarded('resize', async () => {
+  wantedWorkers = +$('workers').value;
+  document.body.dataset.workers = String(await pool.resize(+$('workers').value));
+});
 
 function showError(message) {
   const box = $('error');
@@ -111,7 +109,7 @@ async function loadImageModel() {
   const name = $('img-model').value;
   $('img-info').textContent = `loading ${name}…`;
   state.info = null;
-  const info = await call('load-image', { name });
+  const info = await pool.loadImage(name);
   state.info = info;
   $('img-info').textContent = `${info.name}: ${info.dataset}, ${info.parameters.toLocaleString()} parameters, ` +
     `${info.steps_trained.toLocaleString()} training steps, SDE ${info.sde.kind}, ${info.variance} variance, on ${info.backend}`;
@@ -124,20 +122,46 @@ async function loadImageModel() {
 function setRunning(running) {
   $('img-stop').disabled = !running;
   for (const b of ['img-run', 'int-run', 'inp-run']) $(b).disabled = running;
+  $('workers').disabled = running || pool.backend === 'webgpu';
 }
 
-async function runImages(type, payload, canvas, cols, onDone) {
+// A whole run's throughput: images per second from the first step to the last image of every
+// worker (models already loaded), the sampler's network evaluations per image, and the x0-hat
+// previews' evaluations apart (one per preview, per image).
+function runText(r) {
+  const rate = r.imagesPerSecond == null ? '' : ` = ${r.imagesPerSecond.toFixed(2)} images/s`;
+  const previews = r.previewNfe ? ` (+${r.previewNfe} for x0-hat previews)` : '';
+  return ` · ${r.images} images in ${(r.ms / 1000).toFixed(2)} s${rate} · ${r.nfe} NFE/image${previews} · ` +
+    `${r.workers} worker${r.workers === 1 ? '' : 's'}`;
+}
+
+// A batched run split over the pool: each worker takes images [start, start + count) of the
+// request (its `first` and `batch`; for interpolation, those alphas). `x0Canvas`: where the
+// denoised previews go, when the x0-hat box is ticked.
+async function runImages(type, payload, canvas, cols, onDone, x0Canvas = null) {
   setRunning(true);
   try {
     if (!state.info) await loadImageModel();
-    const result = await call(type, { name: $('img-model').value, every: Math.max(1, +$('img-every').value), ...payload }, (m) => {
+    const { request, alphas } = payload;
+    const total = alphas ? alphas.length : request.batch;
+    const denoised = !!x0Canvas && $('img-x0').checked;
+    const every = Math.max(1, +$('img-every').value);
+    const part = (start, count) => ({ ...payload, every, denoised,
+      request: { ...request, first: (request.first || 0) + start, batch: count },
+      ...(alphas ? { alphas: alphas.slice(start, start + count) } : {}) });
+    const result = await pool.batched(type, { name: $('img-model').value, check: { ...request, batch: total }, part }, total, (m) => {
       $('img-progress').max = m.n;
       $('img-progress').value = m.k;
       $('img-stats').textContent = statsText(m);
       drawGrid(canvas, m.data, m.shape, cols);
+      if (m.x0 && x0Canvas) drawGrid(x0Canvas, m.x0, m.shape, cols);
       if (m.final) onDone && onDone(m);
     });
-    if (result.stopped) $('img-stats').textContent += ' · stopped';
+    $('img-stats').textContent += result.stopped ? ' · stopped' : runText(result);
+    const { images, ms, imagesPerSecond, nfe, previewNfe, workers } = result;
+    state.imageRun = { type, images, seconds: ms / 1000, imagesPerSecond, nfePerImage: nfe, previewNfe, workers, stopped: result.stopped };
+    Object.assign(document.body.dataset, { imagesPerSecond: String(imagesPerSecond ?? ''), nfePerImage: String(nfe),
+      previewNfe: String(previewNfe), runWorkers: String(workers) });
     return result;
   } finally {
     setRunning(false);
@@ -151,9 +175,11 @@ $('img-run').onclick = () => guarded('sample', async () => {
     state.lastImages = m.data;
     state.lastShape = m.shape;
     state.lastSampler = request.sampler.kind;
-  });
+    state.lastX0 = m.x0;
+  }, $('img-x0-canvas'));
 });
-$('img-stop').onclick = () => worker.postMessage({ type: 'stop' });
+$('img-x0').onchange = () => { $('img-x0-fig').hidden = !$('img-x0').checked; };
+$('img-stop').onclick = () => pool.stop();
 $('img-model').onchange = () => guarded('load', loadImageModel);
 
 // Seed interpolation: 8 points on the great circle, the slider picks one.
@@ -411,5 +437,8 @@ async function main() {
     showError(e.message);
   }
 }
-$('prefer').onchange = () => guarded('restart', start);
+setupPitfalls({ call, guarded, state });
+// A restart replaces worker 0, and the lab it held: a fresh one for the chosen toy.
+$('prefer').onchange = () => guarded('restart', async () => { await start(); await newToy(); });
+setupInverse({ call, guarded, state, drawGrid, stop: () => worker.postMessage({ type: 'stop' }), modelName: () => $('img-model').value, handImage: () => inp.image });
 main();

@@ -17,6 +17,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { createServer } from 'node:http';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run as poolChecks } from './pool.mjs';
+import { run as inverseChecks } from './inverse.mjs';
+import { run as pitfallsChecks } from './pitfalls.mjs';
+import { run as hostileChecks } from './hostile.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -195,6 +199,11 @@ try {
   check(await page.evaluate(() => document.body.dataset.particles === 'done'), 'lab: particles sampled from the trained MLP');
   await page.locator('#lab').screenshot({ path: join(out, 'lab.png') });
   await page.screenshot({ path: join(out, 'page.png'), fullPage: true });
+  await poolChecks({ page, check, report, out, useFixture });
+  await pitfallsChecks({ page, check, report, out, useFixture });
+  await inverseChecks({ page, check, report, out, useFixture });
+  // Last on this page: its WebGPU-lost case leaves the worker on Flex.
+  await hostileChecks({ page, check, report, out, useFixture });
 
   // A listed model with missing files: the page says so.
   const page2 = await browser.newPage();

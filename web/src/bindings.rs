@@ -123,7 +123,7 @@ fn read(t: Tensor<1>) -> Promise {
 
 /// An exported image model (U-Net).
 #[wasm_bindgen(js_name = ImageModel)]
-pub struct JsImageModel(Rc<ImageModel>);
+pub struct JsImageModel(pub(crate) Rc<ImageModel>);
 
 #[wasm_bindgen(js_class = ImageModel)]
 impl JsImageModel {
@@ -137,8 +137,9 @@ impl JsImageModel {
         self.0.info().to_string()
     }
 
-    /// Starts sampling; `request` is JSON `{"sampler": {"kind", "steps", ...}, "seed", "batch",
-    /// "label", "guidance"}`.
+    /// Starts sampling; `request` is JSON `{"sampler": {"kind", "steps", ...}, "seed", "first",
+    /// "batch", "label", "guidance"}`: images `first..first + batch` of the seed's run (`first`
+    /// 0 unless given), the same whatever the batch, so parallel workers can split a run.
     pub fn sample(&self, request: &str) -> Result<JsRun, JsError> {
         let r = engine::parse_image_request(request).map_err(err)?;
         Ok(JsRun(self.0.sample(&r).map_err(err)?))
@@ -157,9 +158,17 @@ impl JsImageModel {
     }
 }
 
+/// Checks an image request as a whole (`batch` 1 to 64, the sampler's options, ...) without a
+/// model: the worker pool asks this of the whole run before it splits the batch into slices,
+/// each of which alone could pass where the whole would not.
+#[wasm_bindgen(js_name = checkImageRequest)]
+pub fn check_image_request(request: &str) -> Result<(), JsError> {
+    engine::parse_image_request(request).map(|_| ()).map_err(err)
+}
+
 /// A run that advances one step per call.
 #[wasm_bindgen(js_name = Run)]
-pub struct JsRun(Run);
+pub struct JsRun(pub(crate) Run);
 
 #[wasm_bindgen(js_class = Run)]
 impl JsRun {
@@ -201,6 +210,20 @@ impl JsRun {
     pub fn read(&self) -> Promise {
         read(self.0.state_tensor())
     }
+
+    /// A promise of the denoised estimate of the current state (Tweedie's `E[x_0 | x_t]`, the
+    /// core's `Run::denoised`) as a `Float32Array` of `read`'s layout: one network evaluation
+    /// (none once finished), counted in `previewNfe`, not in `nfe`.
+    #[wasm_bindgen(js_name = readDenoised)]
+    pub fn read_denoised(&mut self) -> Result<Promise, JsError> {
+        Ok(read(self.0.denoised_tensor().map_err(err)?))
+    }
+
+    /// Network evaluations spent on `readDenoised` previews.
+    #[wasm_bindgen(getter, js_name = previewNfe)]
+    pub fn preview_nfe(&self) -> u32 {
+        self.0.preview_nfe() as u32
+    }
 }
 
 /// A 2-D score model: an exported MLP, a snapshot of the live one, or an analytic mixture.
@@ -234,6 +257,31 @@ impl JsPointModel {
     /// A promise of the score at time `t` of the points `xy = [x0, y0, x1, y1, ...]`.
     pub fn field(&self, t: f64, xy: Vec<f32>) -> Result<Promise, JsError> {
         Ok(read(flat(self.0.field(t, &xy).map_err(err)?)))
+    }
+
+    /// JSON of each component's share of the points `xy` against its weight, in binomial
+    /// standard errors: `{"n", "unassigned", "shares": [{"weight", "count", "fraction", "se",
+    /// "z"}, ...]}` (analytic mixtures only).
+    #[wasm_bindgen(js_name = componentShares)]
+    pub fn component_shares(&self, xy: Vec<f32>) -> Result<String, JsError> {
+        let shares = self.0.component_shares(&xy).map_err(err)?;
+        serde_json::to_string(&shares).map_err(err)
+    }
+
+    /// JSON of a learned score `learned` at the points `xy` and time `t` against this
+    /// mixture's exact score: `{"relative_error", "relative_density", "high", "low",
+    /// "thresholds"}` (analytic mixtures only).
+    #[wasm_bindgen(js_name = scoreError)]
+    pub fn score_error(&self, t: f64, xy: Vec<f32>, learned: Vec<f32>) -> Result<String, JsError> {
+        let e = self.0.score_error(t, &xy, &learned).map_err(err)?;
+        serde_json::to_string(&e).map_err(err)
+    }
+
+    /// JSON of plain and annealed Langevin dynamics for this model's SDE:
+    /// `{"plain", "annealed", "particles"}`.
+    #[wasm_bindgen(js_name = langevinContrast)]
+    pub fn langevin_contrast(&self) -> String {
+        self.0.langevin_contrast().to_string()
     }
 
     /// Starts sampling `n` particles; `sampler` is JSON `{"kind", "steps", ...}`.

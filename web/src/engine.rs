@@ -16,7 +16,7 @@ use scorediff::data::toy::Toy;
 use scorediff::error::ConfigError;
 use scorediff::export::{LoadedNet, ModelCard};
 use scorediff::inverse::Inpainting;
-use scorediff::mixture::{MixtureFile, MixtureScore};
+use scorediff::mixture::{ComponentShares, GaussianMixture, HIGH_DENSITY, LOW_DENSITY, MixtureFile, MixtureScore, ScoreErrorByDensity};
 use scorediff::model::{ScoreFn, ScoreModel};
 use scorediff::nn::{Guided, Mlp, MlpConfig, UNet};
 use scorediff::noise::NoiseSource;
@@ -75,6 +75,10 @@ pub struct ImageRequest {
     pub sampler: SamplerSpec,
     /// Seed of the prior draw and of every step's noise.
     pub seed: u64,
+    /// The run's index of the first image: image `i` of the request is image `first + i` of
+    /// the seed's run, with that image's noise whatever the batch ([`NoiseSource::for_samples`]),
+    /// so parallel workers that each take a slice `[first, first + batch)` draw what one would.
+    pub first: usize,
     /// Number of images, 1 to 64.
     pub batch: usize,
     /// Class label for a class-conditional model (`None`: unconditional / null label).
@@ -87,7 +91,15 @@ pub struct ImageRequest {
 
 impl Default for ImageRequest {
     fn default() -> Self {
-        Self { sampler: SamplerSpec { steps: Some(50), ..SamplerSpec::new(SamplerKind::Ddim) }, seed: 0, batch: 16, label: None, guidance: 0.0, resample: 1 }
+        Self {
+            sampler: SamplerSpec { steps: Some(50), ..SamplerSpec::new(SamplerKind::Ddim) },
+            seed: 0,
+            first: 0,
+            batch: 16,
+            label: None,
+            guidance: 0.0,
+            resample: 1,
+        }
     }
 }
 
@@ -122,10 +134,28 @@ pub fn parse_sampler(json: &str) -> Result<SamplerConfig, String> {
     spec.build().map_err(sampler_error)
 }
 
+/// Names a count or seed that is not a whole number `>= 0` (a negative seed, a fractional
+/// batch), which serde's message would not: `seed: expected a whole number >= 0, found -1`.
+fn whole_numbers(json: &str) -> Result<(), String> {
+    let v: serde_json::Value = parse("sampling request", json)?;
+    let fields = [("seed", v.get("seed")), ("first", v.get("first")), ("batch", v.get("batch")), ("label", v.get("label")), ("resample", v.get("resample"))];
+    let steps = [("Steps", v.get("sampler").and_then(|s| s.get("steps")))];
+    for (name, x) in fields.into_iter().chain(steps) {
+        if let Some(x) = x.filter(|x| !x.is_null() && x.as_u64().is_none()) {
+            return Err(format!("{name}: expected a whole number >= 0, found {x}"));
+        }
+    }
+    Ok(())
+}
+
 /// Parses and checks a request.
 pub fn parse_image_request(json: &str) -> Result<ImageRequest, String> {
+    whole_numbers(json)?;
     let r: ImageRequest = parse("sampling request", json)?;
     r.sampler.clone().build().map_err(sampler_error)?;
+    if let Some(steps) = r.sampler.steps {
+        scorediff::limits::steps(steps).map_err(sampler_error)?;
+    }
     if !(1..=MAX_BATCH).contains(&r.batch) {
         return Err(format!("batch: expected 1 to {MAX_BATCH} images, found {}", r.batch));
     }
@@ -146,7 +176,7 @@ pub struct ImageModel {
     net: UNet,
     flex_net: OnceCell<UNet>,
     weights: Vec<u8>,
-    sde: Box<dyn Sde>,
+    pub(crate) sde: Box<dyn Sde>,
     target: Target,
 }
 
@@ -156,20 +186,22 @@ impl ImageModel {
         let card = ModelCard::from_json(model_json).map_err(|e| e.to_string())?;
         let sde = card.sde().map_err(|e| e.to_string())?;
         match card.load_net(weights.clone(), &target.device).map_err(|e| e.to_string())? {
-            LoadedNet::Image(net) => Ok(Self { card, net, flex_net: OnceCell::new(), weights, sde, target }),
+            // Inference mode (dropout off): DPS differentiates through it (web/src/inverse.rs).
+            LoadedNet::Image(net) => Ok(Self { card, net: net.valid(), flex_net: OnceCell::new(), weights, sde, target }),
             LoadedNet::Point(_) => Err(format!("model.json: `{}` is a 2-D model (an MLP); open it in the 2-D lab", card.name)),
+            LoadedNet::Diffusers(_) => Err(format!("model.json: `{}` is an imported diffusers-unet2d, which the page does not run yet", card.name)),
         }
     }
 
     /// The network on `backend`'s device (loading the Flex copy the first time).
-    fn net(&self, backend: Backend) -> Result<&UNet, String> {
+    pub(crate) fn net(&self, backend: Backend) -> Result<&UNet, String> {
         if backend == self.target.backend {
             return Ok(&self.net);
         }
         if self.flex_net.get().is_none() {
             let net = match self.card.load_net(self.weights.clone(), &Device::flex()).map_err(|e| e.to_string())? {
-                LoadedNet::Image(n) => n,
-                LoadedNet::Point(_) => unreachable!("the card was checked at load"),
+                LoadedNet::Image(n) => n.valid(),
+                LoadedNet::Point(_) | LoadedNet::Diffusers(_) => unreachable!("the card was checked at load"),
             };
             let _ = self.flex_net.set(net);
         }
@@ -184,6 +216,11 @@ impl ImageModel {
     /// The number of classes of a class-conditional model.
     pub fn num_classes(&self) -> Option<usize> {
         self.net.config().num_classes
+    }
+
+    /// The network on the chosen device, and that device: what [`crate::bench`] evaluates.
+    pub fn network(&self) -> (&UNet, &Target) {
+        (&self.net, &self.target)
     }
 
     /// A summary for the page.
@@ -216,6 +253,15 @@ impl ImageModel {
         r.sampler.clone().build_for(self.card.variance, self.card.data_range()).map_err(|e| format!("`{}`: {}", self.card.name, sampler_error(e)))
     }
 
+    /// Refuses a run of `batch` images whose memory would not fit in the page's worker
+    /// ([`scorediff::limits::sampling_memory`] against [`scorediff::limits::PAGE_MEMORY_BYTES`]
+    /// in all and WebGPU's default largest buffer).
+    fn check_memory(&self, r: &ImageRequest, batch: usize) -> Result<(), String> {
+        use scorediff::limits::{PAGE_BUFFER_BYTES, PAGE_MEMORY_BYTES, check_sampling_memory, sampling_memory};
+        let memory = sampling_memory(self.net.config(), self.image_shape(), batch, r.sampler.kind, r.label.is_some());
+        check_sampling_memory(memory, batch, [PAGE_MEMORY_BYTES, PAGE_BUFFER_BYTES]).map_err(|e| format!("`{}`: {e}", self.card.name))
+    }
+
     /// Where a sampler runs: Flex when it reads back mid-step (see the module docs).
     fn backend_for(&self, kind: SamplerKind) -> Backend {
         if kind.reads_back() { Backend::Flex } else { self.target.backend }
@@ -229,11 +275,12 @@ impl ImageModel {
     pub fn sample(self: &Rc<Self>, r: &ImageRequest) -> Result<Run, String> {
         self.check_label(r)?;
         only_inpainting_resamples(r)?;
+        self.check_memory(r, r.batch)?;
         let backend = self.backend_for(r.sampler.kind);
         self.net(backend)?;
         let device = self.device(backend);
         let [c, h, w] = self.image_shape();
-        let mut noise = NoiseSource::new(r.seed);
+        let mut noise = NoiseSource::new(r.seed).for_samples(r.first, r.batch);
         let state = Sampling::new(&self.sampler(r)?, self.sde.as_ref(), [r.batch, c, h, w], &mut noise, &device);
         Ok(Run::image(self.clone(), r, backend, Box::new(state), noise))
     }
@@ -248,6 +295,7 @@ impl ImageModel {
         if alphas.is_empty() || alphas.len() > MAX_BATCH || alphas.iter().any(|a| !(0.0..=1.0).contains(a)) {
             return Err(format!("alphas: expected 1 to {MAX_BATCH} numbers in [0, 1], found {alphas:?}"));
         }
+        self.check_memory(r, alphas.len())?;
         let backend = self.backend_for(r.sampler.kind);
         self.net(backend)?;
         let device = self.device(backend);
@@ -264,7 +312,7 @@ impl ImageModel {
         let z = Tensor::<4>::from_data(TensorData::new(values, [alphas.len(), c, h, w]), &device);
         let state = Sampling::from_state(&self.sampler(r)?, self.sde.as_ref(), z);
         let r = ImageRequest { batch: alphas.len(), ..r.clone() };
-        Ok(Run::image(self.clone(), &r, backend, Box::new(state), NoiseSource::new(r.seed)))
+        Ok(Run::image(self.clone(), &r, backend, Box::new(state), NoiseSource::new(r.seed).for_samples(r.first, r.batch)))
     }
 
     /// Starts inpainting `r.batch` copies of one image `y` (`[c, h, w]` values in `[-1, 1]`)
@@ -277,13 +325,27 @@ impl ImageModel {
         if y.len() != n || mask.len() != n {
             return Err(format!("image and mask: expected {n} values each ({c}x{h}x{w}), found {} and {}", y.len(), mask.len()));
         }
+        if let Some(v) = y.iter().chain(mask).find(|v| !v.is_finite()) {
+            return Err(format!("image and mask: expected finite values, found {v}"));
+        }
+        // The mask is counted here, on the host: nothing to fill or nothing kept is the page's
+        // empty canvas, and the device is never read back (WebGPU forbids synchronous reads).
+        let kept = mask.iter().filter(|&&m| m >= 0.5).count();
+        if kept == n {
+            return Err("mask: nothing is erased, so there is nothing to fill: erase a hole first".into());
+        }
+        if kept == 0 {
+            return Err("mask: everything is erased, so nothing of the image is kept to fill from (Generate samples without a condition)".into());
+        }
+        self.check_memory(r, r.batch)?;
         let backend = self.backend_for(r.sampler.kind);
         self.net(backend)?;
         let device = self.device(backend);
         let rep = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.repeat(r.batch), [r.batch, c, h, w]), &device);
-        let mut noise = NoiseSource::new(r.seed);
+        let mut noise = NoiseSource::new(r.seed).for_samples(r.first, r.batch);
         let config = self.sampler(r)?;
-        let state = Inpainting::new(&config, self.sde.as_ref(), rep(y), rep(mask), &mut noise, &device)
+        let op = scorediff::inverse::Mask::from_values(&mask.repeat(r.batch), [r.batch, c, h, w], &device).map_err(sampler_error)?;
+        let state = Inpainting::with_mask(&config, self.sde.as_ref(), rep(y), op, &mut noise, &device)
             .and_then(|run| run.with_resampling(r.resample, &config))
             .map_err(sampler_error)?;
         Ok(Run::image(self.clone(), r, backend, Box::new(state), noise))
@@ -312,7 +374,7 @@ impl PointModel {
         match card.load_net(weights, &Device::flex()).map_err(|e| e.to_string())? {
             LoadedNet::Point(net) if net.config().dim == 2 => Ok(Self::Mlp { net, sde }),
             LoadedNet::Point(net) => Err(format!("model.json: expected a 2-D model, found dim {}", net.config().dim)),
-            LoadedNet::Image(_) => Err(format!("model.json: `{}` is an image model; open it in the image panel", card.name)),
+            LoadedNet::Image(_) | LoadedNet::Diffusers(_) => Err(format!("model.json: `{}` is an image model; open it in the image panel", card.name)),
         }
     }
 
@@ -323,6 +385,45 @@ impl PointModel {
             return Err(format!("mixture file: expected 2-D means, found dimension {}", file.mixture.dim()));
         }
         Ok(Self::Mixture(file.model(&Device::flex()).map_err(|e| format!("mixture file: {e}"))?))
+    }
+
+    /// The analytic mixture, or an error naming `what` for an MLP.
+    fn analytic(&self, what: &str) -> Result<&MixtureScore, String> {
+        match self {
+            Self::Mixture(m) => Ok(m),
+            Self::Mlp { .. } => Err(format!("{what}: needs an analytic mixture, found an MLP")),
+        }
+    }
+
+    /// Each component's share of the points `xy` (`[x0, y0, ...]`) against its weight, in
+    /// binomial standard errors ([`GaussianMixture::component_shares`]; analytic mixtures only).
+    pub fn component_shares(&self, xy: &[f32]) -> Result<ComponentShares, String> {
+        let m = self.analytic("component shares")?;
+        let points: Vec<f64> = xy.iter().map(|&v| f64::from(v)).collect();
+        m.mixture.component_shares(&points).map_err(|e| format!("component shares: {e}"))
+    }
+
+    /// A learned score `learned` at the points `xy` and time `t` against this mixture's exact
+    /// score there, by density region ([`GaussianMixture::score_error_by_density`] on the
+    /// mixture perturbed to `t`, with the core's [`HIGH_DENSITY`] and [`LOW_DENSITY`]).
+    pub fn score_error(&self, t: f64, xy: &[f32], learned: &[f32]) -> Result<ScoreErrorByDensity, String> {
+        let m = self.analytic("score error")?;
+        let sde = m.sde.as_ref();
+        if !(t.is_finite() && t > 0.0 && t <= sde.t_max()) {
+            return Err(format!("t: expected a time in (0, {}], found {t}", sde.t_max()));
+        }
+        let (mean, std) = sde.marginal(t.max(sde.t_min()));
+        let perturbed: GaussianMixture = m.mixture.perturbed(mean, std);
+        let f = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        perturbed.score_error_by_density(&f(xy), &f(learned), HIGH_DENSITY, LOW_DENSITY).map_err(|e| format!("score error: {e}"))
+    }
+
+    /// Plain and annealed Langevin dynamics for this model's SDE, and the particles they run
+    /// ([`scorediff::sampler::mode_weights`]): `{"plain": spec, "annealed": spec, "particles": n}`.
+    pub fn langevin_contrast(&self) -> serde_json::Value {
+        use scorediff::sampler::mode_weights::{PARTICLES, contrast};
+        let [plain, annealed] = contrast(self.sde());
+        serde_json::json!({ "plain": plain, "annealed": annealed, "particles": PARTICLES })
     }
 
     fn parts(&self) -> (&dyn ScoreModel<2>, &dyn Sde) {
@@ -357,9 +458,9 @@ impl PointModel {
         if !(1..=20_000).contains(&n) {
             return Err(format!("particles: expected 1 to 20000, found {n}"));
         }
-        let mut noise = NoiseSource::new(seed);
+        let mut noise = NoiseSource::new(seed).for_samples(0, n);
         let state = Sampling::new(sampler, self.sde(), [n, 2], &mut noise, &Device::flex());
-        Ok(Run { state: RunState::Point(self.clone()), run: AnyRun::Point(Box::new(state)), noise, nfe: 0, backend: Backend::Flex })
+        Ok(Run { state: RunState::Point(self.clone()), run: AnyRun::Point(Box::new(state)), noise, nfe: 0, preview_nfe: 0, backend: Backend::Flex })
     }
 }
 
@@ -382,31 +483,39 @@ pub struct Run {
     run: AnyRun,
     noise: NoiseSource,
     nfe: usize,
+    preview_nfe: usize,
     backend: Backend,
 }
 
 impl Run {
-    fn image(model: Rc<ImageModel>, r: &ImageRequest, backend: Backend, run: Box<dyn scorediff::sampler::Run<4>>, noise: NoiseSource) -> Self {
+    pub(crate) fn image(model: Rc<ImageModel>, r: &ImageRequest, backend: Backend, run: Box<dyn scorediff::sampler::Run<4>>, noise: NoiseSource) -> Self {
         let labels = r.label.map(|l| vec![l]);
-        Self { state: RunState::Image { model, labels, guidance: r.guidance }, run: AnyRun::Image(run), noise, nfe: 0, backend }
+        Self { state: RunState::Image { model, labels, guidance: r.guidance }, run: AnyRun::Image(run), noise, nfe: 0, preview_nfe: 0, backend }
+    }
+
+    /// Calls `g` with the image run's score function (the network on the run's backend,
+    /// guided when the request named a class).
+    fn with_image_score<R>(state: &RunState, backend: Backend, g: impl FnOnce(&ScoreFn<4>) -> R) -> Result<R, String> {
+        let RunState::Image { model, labels, guidance } = state else { unreachable!("called on image runs only") };
+        let net = model.net(backend)?;
+        let guided;
+        let m: &dyn ScoreModel<4> = match labels {
+            Some(l) => {
+                guided = Guided::new(net, l.clone(), *guidance).map_err(|e| e.to_string())?;
+                &guided
+            }
+            None => net,
+        };
+        Ok(g(&ScoreFn::new(m, model.sde.as_ref())))
     }
 
     /// Takes one step; `Ok(false)` once finished.
     pub fn step(&mut self) -> Result<bool, String> {
         let more = match (&self.state, &mut self.run) {
-            (RunState::Image { model, labels, guidance }, AnyRun::Image(run)) => {
-                let net = model.net(self.backend)?;
-                let guided;
-                let m: &dyn ScoreModel<4> = match labels {
-                    Some(l) => {
-                        guided = Guided::new(net, l.clone(), *guidance).map_err(|e| e.to_string())?;
-                        &guided
-                    }
-                    None => net,
-                };
-                let f = ScoreFn::new(m, model.sde.as_ref());
-                let more = run.next(&f, &mut self.noise);
-                self.nfe += f.nfe();
+            (RunState::Image { .. }, AnyRun::Image(run)) => {
+                let noise = &mut self.noise;
+                let (more, nfe) = Self::with_image_score(&self.state, self.backend, |f| (run.next(f, noise), f.nfe()))?;
+                self.nfe += nfe;
                 more
             }
             (RunState::Point(model), AnyRun::Point(run)) => {
@@ -438,8 +547,39 @@ impl Run {
     }
 
     /// Score-network evaluations so far (a guided evaluation counts once: one batched call).
+    /// The previews' evaluations ([`Run::denoised_tensor`]) are not counted here but in
+    /// [`Run::preview_nfe`].
     pub fn nfe(&self) -> usize {
         self.nfe
+    }
+
+    /// Network evaluations spent on denoised previews ([`Run::denoised_tensor`]).
+    pub fn preview_nfe(&self) -> usize {
+        self.preview_nfe
+    }
+
+    /// The core's denoised estimate of the current state ([`scorediff::sampler::Run::denoised`],
+    /// Tweedie's `E[x_0 | x_t]`: one network evaluation, none once finished), flattened like
+    /// [`Run::state_tensor`]: what the page previews beside `x_t`. Its evaluations are counted
+    /// in [`Run::preview_nfe`], apart from the sampler's.
+    pub fn denoised_tensor(&mut self) -> Result<Tensor<1>, String> {
+        let (x0, nfe) = match (&self.state, &self.run) {
+            (RunState::Image { .. }, AnyRun::Image(run)) => {
+                let (x0, nfe) = Self::with_image_score(&self.state, self.backend, |f| (run.denoised(f), f.nfe()))?;
+                let n = x0.shape().num_elements();
+                (x0.reshape([n]), nfe)
+            }
+            (RunState::Point(model), AnyRun::Point(run)) => {
+                let (m, sde) = model.parts();
+                let f = ScoreFn::new(m, sde);
+                let x0 = run.denoised(&f);
+                let n = x0.shape().num_elements();
+                (x0.reshape([n]), f.nfe())
+            }
+            _ => unreachable!("an image run holds an image model, a point run a point model"),
+        };
+        self.preview_nfe += nfe;
+        Ok(x0)
     }
 
     /// The backend the run computes on.
@@ -486,11 +626,22 @@ pub struct LabRequest {
     pub sde: SdeConfig,
     /// Learning rate (with a 100-step warm-up).
     pub lr: f64,
+    /// A mixture file's JSON: train on its samples under its SDE instead of the toy's.
+    pub mixture: Option<String>,
 }
 
 impl Default for LabRequest {
     fn default() -> Self {
-        Self { toy: "two-moons".into(), seed: 0, hidden: 128, layers: 3, batch: 256, sde: SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 }, lr: 1e-3 }
+        Self {
+            toy: "two-moons".into(),
+            seed: 0,
+            hidden: 128,
+            layers: 3,
+            batch: 256,
+            sde: SdeConfig::Vp { beta_min: 0.1, beta_max: 20.0 },
+            lr: 1e-3,
+            mixture: None,
+        }
     }
 }
 
@@ -499,6 +650,7 @@ impl Default for LabRequest {
 pub struct Lab {
     trainer: Trainer<Mlp, 2>,
     toy: Toy,
+    mixture: Option<GaussianMixture>,
     batch: usize,
     sde: SdeConfig,
 }
@@ -508,6 +660,17 @@ impl Lab {
     pub fn new(json: &str) -> Result<Self, String> {
         let r: LabRequest = parse("lab settings", json)?;
         let toy: Toy = r.toy.parse()?;
+        let file = match r.mixture.as_deref() {
+            Some(json) => {
+                let file = MixtureFile::from_json(json).map_err(|e| format!("mixture file: {e}"))?;
+                if file.mixture.dim() != 2 {
+                    return Err(format!("mixture file: expected 2-D means, found dimension {}", file.mixture.dim()));
+                }
+                Some(file)
+            }
+            None => None,
+        };
+        let sde = file.as_ref().map_or(r.sde.clone(), |f| f.sde.clone());
         if !(1..=4096).contains(&r.batch) {
             return Err(format!("batch: expected 1 to 4096 points, found {}", r.batch));
         }
@@ -517,17 +680,21 @@ impl Lab {
         device.seed(r.seed);
         let model = config.init(&device);
         let opt = OptimConfig { lr: r.lr, warmup: 100, ..OptimConfig::default() };
-        let trainer = Trainer::new(model, r.sde.clone(), LossConfig::default(), opt, r.seed)?;
-        Ok(Self { trainer, toy, batch: r.batch, sde: r.sde })
+        let trainer = Trainer::new(model, sde.clone(), LossConfig::default(), opt, r.seed)?;
+        Ok(Self { trainer, toy, mixture: file.map(|f| f.mixture), batch: r.batch, sde })
     }
 
     /// `steps` optimisation steps; returns their losses.
     pub fn train(&mut self, steps: usize) -> Result<Vec<f64>, String> {
-        let (toy, n) = (self.toy, self.batch);
+        let (toy, n, mixture) = (self.toy, self.batch, &self.mixture);
         let device = Device::flex().autodiff();
+        let data = |noise: &mut NoiseSource| match mixture {
+            Some(m) => Tensor::<2>::from_data(TensorData::new(m.sample(n, noise).into_iter().map(|v| v as f32).collect::<Vec<f32>>(), [n, 2]), &device),
+            None => toy.sample_tensor(n, noise, &device),
+        };
         (0..steps)
             .map(|_| {
-                let report = self.trainer.train_step(|noise| toy.sample_tensor(n, noise, &device)).map_err(|e| e.to_string())?;
+                let report = self.trainer.train_step(|noise| data(noise)).map_err(|e| e.to_string())?;
                 Ok(report.loss)
             })
             .collect()

@@ -12,7 +12,9 @@
 //! is what the native reference test drives); `bindings` (wasm32 only) is the JavaScript
 //! surface, with errors as `JsError` and tensor reads as promises.
 
+pub mod bench;
 pub mod engine;
+pub mod inverse;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

@@ -8,13 +8,8 @@
 mod common;
 
 use common::*;
-use scorediff::burn::tensor::Device;
-use scorediff::data::mnist::DatasetKind;
-use scorediff::export::{FORMAT_VERSION, ModelCard, WeightsDType, burnpack_bytes_as};
 use scorediff::nn::UNetConfig;
 use scorediff::sampler::Variance;
-use scorediff::sde::{ScheduleKind, SdeConfig};
-use scorediff::train::{Dataset, Network};
 use scorediff_web::engine::{ImageModel, Lab, PointModel, Target, read_sync};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,28 +18,10 @@ use std::rc::Rc;
 fn write_fixture(dir: &Path) {
     let config =
         UNetConfig::new().with_base_channels(8).with_channel_mult(vec![1, 2]).with_num_res_blocks(1).with_groups(4).with_dropout(0.0).with_num_classes(Some(2));
-    let device = Device::flex();
-    device.seed(42);
-    let net = config.init(&device);
-    let card = ModelCard {
-        format: FORMAT_VERSION,
-        name: "tiny-unet".into(),
-        dataset: Dataset::Image(DatasetKind::Mnist),
-        network: Network::Unet(config),
-        sde: SdeConfig::Ddpm { schedule: ScheduleKind::Linear, levels: 1000 },
-        variance: Variance::Small,
-        weights: "weights.bpk".into(),
-        dtype: WeightsDType::F32,
-        weights_sha256: None,
-        shape: vec![1, 28, 28],
-        data_range: None,
-        parameters: net.num_params(),
-        steps_trained: 0,
-        command: "random initialisation with seed 42 (web/tests/reference.rs)".into(),
-    };
+    let (card, weights) = random_unet("tiny-unet", config, 1000, Variance::Small, 42, "web/tests/reference.rs");
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("model.json"), card.to_json()).unwrap();
-    std::fs::write(dir.join("weights.bpk"), burnpack_bytes_as(&net, WeightsDType::F32).unwrap()).unwrap();
+    std::fs::write(dir.join("weights.bpk"), weights).unwrap();
 }
 
 /// Every number the browser test compares, by case name.

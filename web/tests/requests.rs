@@ -8,13 +8,13 @@
 //!   step.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::random_image_model;
 use scorediff::burn::tensor::Device;
-use scorediff::data::mnist::DatasetKind;
-use scorediff::export::{FORMAT_VERSION, ModelCard, WeightsDType, burnpack_bytes_as};
+use scorediff::export::{WeightsDType, burnpack_bytes_as};
 use scorediff::nn::UNetConfig;
 use scorediff::sampler::Variance;
-use scorediff::sde::{ScheduleKind, SdeConfig};
-use scorediff::train::{Dataset, Network};
 use scorediff_web::engine::{IMAGE_PRESETS, ImageModel, Target, parse_image_request, read_sync};
 use std::rc::Rc;
 
@@ -22,27 +22,7 @@ use std::rc::Rc;
 fn model(variance: Variance) -> Rc<ImageModel> {
     let out = (variance == Variance::Learned).then_some(2);
     let config = UNetConfig::new().with_base_channels(8).with_channel_mult(vec![1, 2]).with_num_res_blocks(1).with_groups(4).with_out_channels(out);
-    let device = Device::flex();
-    device.seed(3);
-    let net = config.init(&device);
-    let card = ModelCard {
-        format: FORMAT_VERSION,
-        name: format!("tiny-{variance}"),
-        dataset: Dataset::Image(DatasetKind::Mnist),
-        network: Network::Unet(config),
-        sde: SdeConfig::Ddpm { schedule: ScheduleKind::Linear, levels: 100 },
-        variance,
-        weights: "weights.bpk".into(),
-        dtype: WeightsDType::F32,
-        weights_sha256: None,
-        shape: vec![1, 28, 28],
-        data_range: None,
-        parameters: net.num_params(),
-        steps_trained: 0,
-        command: "random initialisation with seed 3 (web/tests/variance.rs)".into(),
-    };
-    let weights = burnpack_bytes_as(&net, WeightsDType::F32).unwrap();
-    Rc::new(ImageModel::load(&card.to_json(), weights, Target::flex()).unwrap())
+    random_image_model(&format!("tiny-{variance}"), config, 100, variance, 3, "web/tests/requests.rs")
 }
 
 /// Four ancestral steps of two images from seed 5, `variance` named or not.
@@ -118,4 +98,27 @@ fn backend_names_are_serdes() {
     use scorediff_web::engine::Backend;
     assert_eq!((Backend::WebGpu.name(), Backend::Flex.name()), ("webgpu".to_string(), "flex".to_string()));
     assert_eq!(Target::flex().backend.name(), "flex");
+}
+
+/// A request whose memory would not fit in the worker (issue 22) is refused with a message
+/// naming the batch and the budget, and the model then serves a request that fits; so is a
+/// grid of 10^12 steps.
+#[test]
+fn a_request_too_large_for_the_worker_is_refused() {
+    let small = model(Variance::Small);
+    let mut card = small.card.clone();
+    card.shape = vec![1, 4096, 4096];
+    let weights = burnpack_bytes_as(
+        &UNetConfig::new().with_base_channels(8).with_channel_mult(vec![1, 2]).with_num_res_blocks(1).with_groups(4).init(&Device::flex()),
+        WeightsDType::F32,
+    )
+    .unwrap();
+    let big = Rc::new(ImageModel::load(&card.to_json(), weights, Target::flex()).unwrap());
+    let request = parse_image_request(r#"{"sampler": {"kind": "ddim", "steps": 4}, "seed": 5, "batch": 64}"#).unwrap();
+    let err = big.sample(&request).err().expect("64 images of 4096 x 4096 refused");
+    assert!(err.contains("batch") && err.contains("MiB") && err.contains("1024"), "{err}");
+    assert!(big.interpolate(&request, 1, 2, &[0.0, 0.5, 1.0]).is_err());
+    assert!(sample(&small, None).is_ok());
+    let err = parse_image_request(r#"{"sampler": {"kind": "ddim", "steps": 1000000000000}, "batch": 1}"#).unwrap_err();
+    assert!(err.contains("Steps") && err.contains("at most 100000"), "{err}");
 }

@@ -3,13 +3,55 @@
 //! between their numbers is the backend's floating-point arithmetic.
 #![allow(dead_code)]
 
-use scorediff_web::engine::{ImageRequest, parse_image_request};
+use scorediff::burn::tensor::Device;
+use scorediff::data::mnist::DatasetKind;
+use scorediff::export::{FORMAT_VERSION, ModelCard, WeightsDType, burnpack_bytes_as};
+use scorediff::nn::UNetConfig;
+use scorediff::sampler::Variance;
+use scorediff::sde::{ScheduleKind, SdeConfig};
+use scorediff::train::{Dataset, Network};
+use scorediff_web::engine::{ImageModel, ImageRequest, Target, parse_image_request};
+use std::rc::Rc;
 
 /// The fixture: a randomly initialised, class-conditional tiny U-Net exported as
 /// `model.json` + `weights.bpk` (written by `reference.rs` when missing).
 pub const FIXTURE: &str = "tests/fixtures/tiny-unet";
 /// The reference numbers computed natively by `cargo test -p scorediff-web`.
 pub const REFERENCE: &str = "tests/fixtures/reference.json";
+
+/// A U-Net `config` initialised on Flex from `seed`, for 1x28x28 MNIST-shaped images on a
+/// `levels`-level linear DDPM with `variance` and no data range (no x0 clipping): its card
+/// named `name` (`note` says where it comes from) and its weights as burnpack bytes. The one
+/// builder of the tests' random models.
+pub fn random_unet(name: &str, config: UNetConfig, levels: usize, variance: Variance, seed: u64, note: &str) -> (ModelCard, Vec<u8>) {
+    let device = Device::flex();
+    device.seed(seed);
+    let net = config.init(&device);
+    let card = ModelCard {
+        format: FORMAT_VERSION,
+        name: name.into(),
+        dataset: Dataset::Image(DatasetKind::Mnist),
+        network: Network::Unet(config),
+        sde: SdeConfig::ddpm(ScheduleKind::Linear, levels),
+        variance,
+        weights: "weights.bpk".into(),
+        dtype: WeightsDType::F32,
+        weights_sha256: None,
+        shape: vec![1, 28, 28],
+        data_range: None,
+        parameters: net.num_params(),
+        steps_trained: 0,
+        command: format!("random initialisation with seed {seed} ({note})"),
+    };
+    let weights = burnpack_bytes_as(&net, WeightsDType::F32).expect("burnpack bytes of a fresh network");
+    (card, weights)
+}
+
+/// [`random_unet`] loaded as the page loads a model, on Flex.
+pub fn random_image_model(name: &str, config: UNetConfig, levels: usize, variance: Variance, seed: u64, note: &str) -> Rc<ImageModel> {
+    let (card, weights) = random_unet(name, config, levels, variance, seed, note);
+    Rc::new(ImageModel::load(&card.to_json(), weights, Target::flex()).expect("a random model loads"))
+}
 
 /// `(name, request)`: deterministic and stochastic samplers, one with guidance; few steps
 /// (a software WebGPU takes seconds per evaluation).
