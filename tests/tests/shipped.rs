@@ -72,7 +72,10 @@ fn every_shipped_model_loads_and_matches_its_card() {
         let net = stored.load(&device).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(net.num_params(), stored.card.parameters, "{name}: parameters in model.json vs weights");
         assert!(net.takes_shape(&stored.card.shape), "{name}: shape in model.json {:?} vs network", stored.card.shape);
-        assert!(stored.card.steps_trained > 0 && !stored.card.command.is_empty(), "{name}: the card must record how it was trained");
+        // An imported checkpoint (dataset `external`) was trained elsewhere: its card records
+        // the import command and 0 steps trained here.
+        let imported = matches!(net, LoadedNet::Diffusers(_));
+        assert!((imported || stored.card.steps_trained > 0) && !stored.card.command.is_empty(), "{name}: the card must record how it was trained");
         match &net {
             LoadedNet::Image(unet) => {
                 let x = Tensor::<4>::zeros([2, 1, 28, 28], &device);
@@ -81,7 +84,7 @@ fn every_shipped_model_loads_and_matches_its_card() {
                 let values = out.into_data().try_to_vec::<f32>().unwrap();
                 assert!(values.iter().all(|v| v.is_finite()), "{name}: non-finite output");
             }
-            LoadedNet::Point(_) => {}
+            LoadedNet::Point(_) | LoadedNet::Diffusers(_) => {}
         }
     }
 }
@@ -129,8 +132,24 @@ fn the_shipped_toy_models_sample_their_distributions() {
         let samples = sample_model(&mlp, sde.as_ref(), &SamplerConfig::new(SamplerKind::Ddim, 100), [N, 2], 1, &device);
         let mut noise = NoiseSource::new(7);
         let data = toy.sample(N, &mut noise);
+        let fitted = gaussian_fit(&toy.sample(N, &mut noise), N, &mut noise);
+        if toy == Toy::Rings {
+            // The four rings (radii 3, 2.25, 1.5, 0.75, no width) fill a disc, whose Gaussian
+            // fit is close in energy distance (0.0018 at n = 1000, against 0.03 to 0.09 for the
+            // other toys). What a model must get is the rings: the share of its samples within
+            // 0.1 of one must beat the Gaussian fit's by 5 binomial standard errors.
+            let near = |x: &[f64]| {
+                let hits = x.chunks(2).filter(|p| [3.0, 2.25, 1.5, 0.75].iter().any(|r| (p[0].hypot(p[1]) - r).abs() < 0.1)).count();
+                hits as f64 / (x.len() / 2) as f64
+            };
+            let (ours, fit) = (near(&samples.data), near(&fitted));
+            let se = (fit * (1.0 - fit) / N as f64).sqrt();
+            println!("rings: share within 0.1 of a ring ours {ours:.3}, gaussian fit {fit:.3} (se {se:.3})");
+            assert!(ours > fit + 5.0 * se, "rings: share within 0.1 of a ring {ours} vs the gaussian fit's {fit} + 5 x {se}");
+            continue;
+        }
         let ours = energy_distance(&samples.data, &data, 2);
-        let fit = energy_distance(&gaussian_fit(&toy.sample(N, &mut noise), N, &mut noise), &data, 2);
+        let fit = energy_distance(&fitted, &data, 2);
         println!("{}: energy distance ours {ours:.5}, gaussian fit {fit:.5}", toy.name());
         assert!(ours < 0.25 * fit, "{}: ours {ours} vs gaussian fit {fit}", toy.name());
     }
