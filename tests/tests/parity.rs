@@ -37,8 +37,8 @@
 //!   [`karras_grid_is_diffusers`] checks that the core's own Karras schedule
 //!   ([`SigmaSchedule`], `rho = 7` over the schedule's range) gives those sigmas, and
 //!   [`timestep_spacings_are_diffusers`] that `diffusers_timesteps` gives DDIM's timesteps.
-//! - **DPM-Solver++(3M) below 15 steps**: diffusers takes the second-to-last step at second
-//!   order (`lower_order_final`), the core's 3M does not; only its 25-step case is asserted.
+//! - **DPM-Solver++(3M) below 15 steps** takes the second-to-last step at second order in both
+//!   (diffusers' `lower_order_final`; the core's `DpmSolverPp::with_steps`).
 //!
 //! Cases of samplers the core does not have yet are listed in [`PENDING`] with the sampler they
 //! wait for; every case of the fixture must be replayed or pending.
@@ -214,17 +214,11 @@ fn deterministic_samplers_match_diffusers() {
         let want = floats(&case["out"]);
         let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         eprintln!("{name} at {} steps: largest difference {d:.2e}", case["steps"]);
-        if name == "dpmpp-3m" && case["steps"].as_u64().unwrap() < 15 {
-            // diffusers' `lower_order_final`: below 15 steps its 3M takes the second-to-last
-            // step at second order; the core's 3M does not (dpm_solver.rs), so only the 25-step
-            // case must agree.
-            continue;
-        }
         let tol = if case["scheduler"].as_str().unwrap().contains("Discrete") { tol / DET_TOL * DET_TOL_SIGMA_SPACE } else { tol };
         assert!(d <= tol, "{name} at {} steps: the core's {kind} differs from diffusers' {} by up to {d} (tolerance {tol})", case["steps"], case["scheduler"]);
         replayed += 1;
     }
-    assert_eq!(replayed, 22, "ddim, euler, euler-karras, heun, heun-karras, dpmpp-2m and unipc at 5, 10 and 25 steps, dpmpp-3m at 25");
+    assert_eq!(replayed, 24, "ddim, euler, euler-karras, heun, heun-karras, dpmpp-2m, dpmpp-3m and unipc at 5, 10 and 25 steps");
 }
 
 #[test]

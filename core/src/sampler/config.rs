@@ -449,9 +449,9 @@ impl SamplerConfig {
                 Box::new(GridSampler::new(times, HeunEdm { s_churn, s_tmin, s_tmax, s_noise, steps }))
             }
             SamplerOptions::EulerAncestral { eta, s_noise } => Box::new(GridSampler::new(times, EulerAncestral { eta, s_noise })),
-            SamplerOptions::DpmSolver3m => Box::new(GridSampler::new(times, DpmSolverPp::new(3, 0.0, 1.0))),
+            SamplerOptions::DpmSolver3m => Box::new(GridSampler::new(times, DpmSolverPp::new(3, 0.0, 1.0).with_steps(steps))),
             SamplerOptions::DpmSolver2mSde { eta, s_noise } => Box::new(GridSampler::new(times, DpmSolverPp::new(2, eta, s_noise))),
-            SamplerOptions::DpmSolver3mSde { eta, s_noise } => Box::new(GridSampler::new(times, DpmSolverPp::new(3, eta, s_noise))),
+            SamplerOptions::DpmSolver3mSde { eta, s_noise } => Box::new(GridSampler::new(times, DpmSolverPp::new(3, eta, s_noise).with_steps(steps))),
             SamplerOptions::Unipc { order, solver_type } => Box::new(GridSampler::new(times, UniPc::new(order, solver_type, true, steps))),
             SamplerOptions::Ald { .. } | SamplerOptions::OdeRk45 { .. } => unreachable!("built above"),
         }

@@ -20,9 +20,9 @@
 //!   `phi_3 = phi_2 / h_eta - 1/2`, adds `m_s (phi_2 d' - phi_3 d'')` (diffusers'
 //!   `multistep_dpm_solver_third_order_update`); its second step, with one previous prediction,
 //!   is 2M's midpoint step, as in diffusers (k-diffusion's `sample_dpmpp_3m_sde` adds
-//!   `m_s phi_2 d_0` there instead). Below 15 steps diffusers also takes the second-to-last step
-//!   at second order (`lower_order_final`); this solver does not (a transition does not know
-//!   how many steps remain), which `tests/tests/parity.rs` names.
+//!   `m_s phi_2 d_0` there instead). Over a grid of fewer than 15 steps, 3M takes the
+//!   second-to-last step at second order, as diffusers' `lower_order_final` does (the step
+//!   count comes with [`DpmSolverPp::with_steps`]; k-diffusion's samplers do not lower it).
 //!
 //! A step that lands where `s = 0` (the data, for VP) is taken at first order, which there
 //! returns `m_s x0_hat` exactly ("lower order final").
@@ -41,9 +41,17 @@ pub struct DpmSolverPp<const D: usize> {
     pub eta: f64,
     /// The scale of the added noise.
     pub s_noise: f64,
+    /// The grid's step count, when known: 3M lowers its second-to-last step below 15.
+    steps: Option<usize>,
+    /// Steps taken so far.
+    taken: usize,
     /// `(D_1, h_1)` then `(D_2, h_2)`, the latest first.
     prev: Vec<(Tensor<D>, f64)>,
 }
+
+/// Below this many grid steps, 3M takes the second-to-last step at second order (diffusers'
+/// `DPMSolverMultistepScheduler`, `lower_order_final`, "for steps < 15").
+pub const LOWER_ORDER_FINAL_BELOW: usize = 15;
 
 /// DPM-Solver++(2M), the ODE solver: [`DpmSolverPp::default`].
 pub type DpmSolver2M<const D: usize> = DpmSolverPp<D>;
@@ -58,7 +66,22 @@ impl<const D: usize> Default for DpmSolverPp<D> {
 impl<const D: usize> DpmSolverPp<D> {
     /// The solver of `order` (2 or 3; clamped) with noise share `eta` and scale `s_noise`.
     pub fn new(order: usize, eta: f64, s_noise: f64) -> Self {
-        Self { order: order.clamp(2, 3), eta, s_noise, prev: Vec::new() }
+        Self { order: order.clamp(2, 3), eta, s_noise, steps: None, taken: 0, prev: Vec::new() }
+    }
+
+    /// The solver over a grid of `steps` steps, so that 3M takes the second-to-last step at
+    /// second order when `steps < 15` (diffusers' `lower_order_final`).
+    pub fn with_steps(self, steps: usize) -> Self {
+        Self { steps: Some(steps), ..self }
+    }
+
+    /// The order of the step about to be taken: 3M's second-to-last step of a short grid is
+    /// second order.
+    fn order_now(&self) -> usize {
+        match self.steps {
+            Some(n) if self.order == 3 && n < LOWER_ORDER_FINAL_BELOW && self.taken + 2 == n => 2,
+            _ => self.order,
+        }
     }
 }
 
@@ -67,8 +90,11 @@ impl<const D: usize> Transition<D> for DpmSolverPp<D> {
         let x0 = f.eval(x.clone(), t).x0();
         let (mt, st) = f.sde().marginal(t);
         let (ms, ss) = f.sde().marginal(s);
+        let order = self.order_now();
+        self.taken += 1;
         if ss <= 0.0 {
             self.prev.clear();
+            self.taken = 0;
             return Step::deterministic(x0.mul_scalar(ms));
         }
         let h = (ms / ss).ln() - (mt / st).ln();
@@ -76,7 +102,7 @@ impl<const D: usize> Transition<D> for DpmSolverPp<D> {
         let c = -(-h_eta).exp_m1();
         let mut x_mean = x.mul_scalar(ss / st * (-self.eta * h).exp()) + x0.clone().mul_scalar(ms * c);
         let phi_2 = (-h_eta).exp_m1() / h_eta + 1.0;
-        match (self.order, self.prev.as_slice()) {
+        match (order, self.prev.as_slice()) {
             (3, [(d1, h1), (d2, h2), ..]) => {
                 let (r0, r1) = (h1 / h, h2 / h);
                 let d1_0 = (x0.clone() - d1.clone()).mul_scalar(1.0 / r0);
