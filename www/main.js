@@ -404,8 +404,8 @@ async function start() {
   const options = ready.samplers.map((s) => `<option value="${s.name}" title="${s.about}">${s.name}${s.flex_only && ready.backend === 'webgpu' ? ' (CPU)' : ''}</option>`).join('');
   $('img-sampler').innerHTML = options;
   $('lab-sampler').innerHTML = options;
-  // One button per preset of the web crate; the page opens on the first (DPM-Solver++(2M) at
-  // 10 steps), ancestral sampling is the other.
+  // One button per preset of the web crate; the page opens on the first (UniPC at 10 steps),
+  // ancestral sampling is the other.
   const choose = ({ name, steps }) => { $('img-sampler').value = name; $('img-steps').value = String(steps); };
   $('img-presets').replaceChildren(...ready.presets.map((p) => {
     const button = document.createElement('button');

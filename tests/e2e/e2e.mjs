@@ -96,7 +96,7 @@ try {
 
   // The page opens on the fast sampler; ancestral sampling is one click away.
   const opening = await page.evaluate(() => [document.querySelector('#img-sampler').value, document.querySelector('#img-steps').value]);
-  check(opening[0] === 'dpm-solver2m' && +opening[1] >= 10 && +opening[1] <= 20, `the page opens on dpm-solver2m at 10 to 20 steps (${opening.join(' at ')})`);
+  check(opening[0] === 'unipc' && +opening[1] >= 10 && +opening[1] <= 20, `the page opens on unipc at 10 to 20 steps (${opening.join(' at ')})`);
   await page.click('#img-presets button[data-sampler=ancestral]');
   const ancestral = await page.evaluate(() => [document.querySelector('#img-sampler').value, document.querySelector('#img-steps').value]);
   check(ancestral[0] === 'ancestral', `one click on the ancestral preset selects it (${ancestral.join(' at ')} steps)`);
@@ -122,7 +122,7 @@ try {
 
   // Few steps and a batch of 8: a software WebGPU adapter takes seconds per U-Net evaluation.
   const batch = 8;
-  for (const [sampler, steps] of [['ddim', 10], ['dpm-solver2m', 10]]) {
+  for (const [sampler, steps] of [['ddim', 10], ['dpm-solver2m', 10], ['unipc', 10]]) {
     await page.selectOption('#img-sampler', sampler);
     await page.fill('#img-steps', String(steps));
     await page.fill('#img-batch', String(batch));

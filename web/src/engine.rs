@@ -61,10 +61,11 @@ impl Target {
 }
 
 /// The image panel's one-click sampler settings `(sampler, steps)`; the page opens on the
-/// first. DPM-Solver++(2M) at 10 steps is 10 network evaluations per image, what a browser can
-/// afford at once; ancestral sampling at 50 steps (5x the cost) is the robust fallback for a
-/// model whose deterministic samples are poor.
-pub const IMAGE_PRESETS: [(SamplerKind, usize); 2] = [(SamplerKind::DpmSolver2m, 10), (SamplerKind::Ancestral, 50)];
+/// first. UniPC (bh2, order 2, log-SNR grid) at 10 steps is 10 network evaluations per image,
+/// what a browser can afford at once, and the fewest-NFE winner on the analytic mixture and on
+/// the shipped MNIST model (BENCHMARKS.md, issue 19); ancestral sampling at 50 steps (5x the
+/// cost) is the robust fallback for a model whose deterministic samples are poor.
+pub const IMAGE_PRESETS: [(SamplerKind, usize); 2] = [(SamplerKind::Unipc, 10), (SamplerKind::Ancestral, 50)];
 
 /// What the page asks of an image model.
 #[derive(Debug, Clone, Deserialize)]
