@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 SECONDS_PER_TARGET="${1:-600}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(model_bytes run_dir train_config npy idx png mixture)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(model_bytes run_dir train_config npy idx png mixture diffusers)
 NICE="${NICE:-19}"
 RSS_MB="${RSS_MB:-2048}"
 command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz not found: cargo install cargo-fuzz --locked" >&2; exit 1; }

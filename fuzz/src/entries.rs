@@ -1,10 +1,11 @@
 //! What each fuzz target feeds its input to: the readers of model cards and weights, run
-//! directories, training configs, `.npy`, IDX (plain or gzip) and mixture files, called as the
-//! command line and the page call them. None may panic, abort or allocate without bound on any
+//! directories, training configs, `.npy`, IDX (plain or gzip), mixture files and diffusers
+//! checkpoints, called as the command line and the page call them. None may panic, abort or allocate without bound on any
 //! input; every failure must be an `Err`.
 //!
 //! Two-file inputs (a card and its weights, a config and its checkpoint state) are the first
-//! file, a NUL byte, then the second (JSON holds no raw NUL).
+//! file, a NUL byte, then the second (JSON holds no raw NUL); a diffusers checkpoint is its two
+//! JSON files and its weights, split by the first two NUL bytes.
 
 use scorediff::burn::tensor::Device;
 use scorediff::export::ModelCard;
@@ -72,4 +73,26 @@ pub fn mixture(data: &[u8]) {
     let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32; dim], [1, dim]), &device);
     let _ = model.forward(x, &[0.5]);
     let _ = scorediff::eval::target(&file);
+}
+
+/// A diffusers checkpoint (`native-cli import-diffusers --from DIR`): `config.json`, NUL,
+/// `scheduler_config.json`, NUL, then the safetensors bytes, imported into a model card whose
+/// weights are then loaded as the page loads an export.
+pub fn diffusers(data: &[u8]) {
+    use scorediff::export::diffusers::{Checkpoint, import};
+    let (config, rest) = split(data);
+    let (scheduler, weights) = split(rest);
+    let (Ok(config), Ok(scheduler)) = (std::str::from_utf8(config), std::str::from_utf8(scheduler)) else { return };
+    let checkpoint = Checkpoint {
+        config,
+        config_file: "config.json",
+        scheduler,
+        scheduler_file: "scheduler_config.json",
+        weights: weights.to_vec(),
+        weights_file: "diffusion_pytorch_model.safetensors",
+    };
+    let device = Device::flex();
+    if let Ok((card, weights)) = import(checkpoint, "fuzz", None, "fuzz", &device) {
+        let _ = card.load_net(weights, &device);
+    }
 }

@@ -258,3 +258,32 @@ fn scheduler_options_are_named() {
         assert!((m * m - ab).abs() <= 1e-6 * ab.max(1e-3), "k = {k}: {} vs diffusers' {ab}", m * m);
     }
 }
+
+/// The image size a checkpoint claims (`sample_size`, or `--shape`) is bounded before the
+/// network is built or a weight is read: 10^9-pixel sides are refused by name even with no
+/// weights at all; the real size with no weights fails on the weights (issue 22).
+#[test]
+fn huge_sample_sizes_are_refused_before_the_weights() {
+    use scorediff::export::diffusers::{Checkpoint, import};
+    let dev = Device::flex();
+    let mut config: Value = serde_json::from_str(&read("diffusers-tiny", "config.json")).unwrap();
+    let scheduler = read("diffusers-tiny", "scheduler_config.json");
+    let attempt = |config: &str, shape: Option<[usize; 2]>| {
+        let checkpoint = Checkpoint {
+            config,
+            config_file: "config.json",
+            scheduler: &scheduler,
+            scheduler_file: "scheduler_config.json",
+            weights: Vec::new(),
+            weights_file: "w.safetensors",
+        };
+        import(checkpoint, "huge", shape, "test", &dev).unwrap_err().to_string()
+    };
+    let e = attempt(&config.to_string(), None);
+    assert!(e.contains("w.safetensors"), "the real size gets as far as the weights: {e}");
+    let e = attempt(&config.to_string(), Some([1_000_000_000, 16]));
+    assert!(e.contains("`shape`") && e.contains("image sides") && !e.contains("w.safetensors"), "{e}");
+    config["sample_size"] = 1_000_000_000.into();
+    let e = attempt(&config.to_string(), None);
+    assert!(e.contains("config.json") && e.contains("`sample_size`") && e.contains("image sides"), "{e}");
+}

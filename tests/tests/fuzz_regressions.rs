@@ -37,4 +37,4 @@ macro_rules! targets {
     )*};
 }
 
-targets!(model_bytes, run_dir, train_config, npy, idx, mixture);
+targets!(model_bytes, run_dir, train_config, npy, idx, mixture, diffusers);

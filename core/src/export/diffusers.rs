@@ -254,16 +254,29 @@ fn layout(dir: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
+/// A checkpoint's three files as read, each with the name its errors give it.
+#[derive(Debug, Clone)]
+pub struct Checkpoint<'a> {
+    /// `config.json`'s text, the `UNet2DModel` config.
+    pub config: &'a str,
+    /// Its name in errors.
+    pub config_file: &'a str,
+    /// `scheduler_config.json`'s text.
+    pub scheduler: &'a str,
+    /// Its name in errors.
+    pub scheduler_file: &'a str,
+    /// The safetensors bytes of `diffusion_pytorch_model.safetensors`.
+    pub weights: Vec<u8>,
+    /// Their name in errors.
+    pub weights_file: &'a str,
+}
+
 /// Reads a diffusers checkpoint directory (see the [module docs](self)) into the card of an
 /// export directory named `name` and its Burnpack weights (f32), written with
-/// [`super::write_dir`]. The network is built and loaded on `device` to check every tensor's
-/// shape against the config. `shape` overrides `[in_channels, sample_size]`; `command` is
-/// recorded in the card.
+/// [`super::write_dir`]: [`import`] of its three files.
 ///
 /// # Errors
-/// [`ExportError::NotAModel`] when a file is missing; [`ExportError::Invalid`] naming the file
-/// and the unknown key, block type or option; [`ExportError::Weights`] naming the tensors whose
-/// shapes differ, that are missing or left over.
+/// [`ExportError::NotAModel`] when a file is missing; otherwise [`import`]'s.
 pub fn import_dir(dir: &Path, name: &str, shape: Option<[usize; 2]>, command: &str, device: &Device) -> Result<(ModelCard, Vec<u8>), ExportError> {
     let (unet_dir, sched_dir) = layout(dir);
     let (config_path, weights_path, sched_path) = (unet_dir.join("config.json"), unet_dir.join(SAFETENSORS_FILE), sched_dir.join(SCHEDULER_FILE));
@@ -281,19 +294,43 @@ pub fn import_dir(dir: &Path, name: &str, shape: Option<[usize; 2]>, command: &s
             });
         }
     }
-    let config_file = config_path.display().to_string();
-    let unet = UNet2DConfig::from_json(&crate::io::read_text(&config_path)?)
-        .map_err(|e| ExportError::Invalid { file: config_file.clone(), message: e.to_string() })?;
-    let sched_file = sched_path.display().to_string();
-    let sched = SchedulerConfig::from_json(&crate::io::read_text(&sched_path)?, &sched_file)?;
+    let (config, scheduler) = (crate::io::read_text(&config_path)?, crate::io::read_text(&sched_path)?);
+    let (config_file, scheduler_file, weights_file) = (config_path.display().to_string(), sched_path.display().to_string(), weights_path.display().to_string());
+    let checkpoint = Checkpoint {
+        config: &config,
+        config_file: &config_file,
+        scheduler: &scheduler,
+        scheduler_file: &scheduler_file,
+        weights: crate::io::read_file(&weights_path)?,
+        weights_file: &weights_file,
+    };
+    import(checkpoint, name, shape, command, device)
+}
+
+/// A diffusers checkpoint's files (see the [module docs](self)) into the card of an export
+/// directory named `name` and its Burnpack weights (f32). The network is built and loaded on
+/// `device` to check every tensor's shape against the config. `shape` overrides
+/// `[in_channels, sample_size]`; `command` is recorded in the card.
+///
+/// # Errors
+/// [`ExportError::Invalid`] naming the file and the unknown key, block type or option;
+/// [`ExportError::Weights`] naming the tensors whose shapes differ, that are missing or left
+/// over.
+pub fn import(checkpoint: Checkpoint<'_>, name: &str, shape: Option<[usize; 2]>, command: &str, device: &Device) -> Result<(ModelCard, Vec<u8>), ExportError> {
+    let Checkpoint { config, config_file, scheduler, scheduler_file, weights, weights_file } = checkpoint;
+    let unet = UNet2DConfig::from_json(config).map_err(|e| ExportError::Invalid { file: config_file.into(), message: e.to_string() })?;
+    let sched = SchedulerConfig::from_json(scheduler, scheduler_file)?;
     let net_config = DiffusersNetConfig { unet: unet.clone(), num_train_timesteps: sched.num_train_timesteps, parameterization: sched.parameterization() };
-    net_config.validate().map_err(|e| ExportError::Invalid { file: config_file.clone(), message: e.to_string() })?;
-    let net = unet.init(device)?.load_safetensors(crate::io::read_file(&weights_path)?, &weights_path.display().to_string())?;
+    net_config.validate().map_err(|e| ExportError::Invalid { file: config_file.into(), message: e.to_string() })?;
     let [h, w] = match (shape, unet.sample_size) {
         (Some(hw), _) => hw,
         (None, Some(s)) => s.hw(),
-        (None, None) => return Err(super::field(&config_file, "sample_size", "the image side (or give the shape)", "null")),
+        (None, None) => return Err(super::field(config_file, "sample_size", "the image side (or give the shape)", "null")),
     };
+    // The image size is bounded before the network is built and its weights read.
+    let sample_field = if shape.is_some() { "shape" } else { "sample_size" };
+    crate::limits::point_shape(&[unet.in_channels, h, w]).map_err(|e| super::field(config_file, sample_field, e.expected, e.found))?;
+    let net = unet.init(device)?.load_safetensors(weights, weights_file)?;
     let card = ModelCard {
         format: FORMAT_VERSION,
         name: name.to_string(),
@@ -310,6 +347,6 @@ pub fn import_dir(dir: &Path, name: &str, shape: Option<[usize; 2]>, command: &s
         steps_trained: 0,
         command: command.to_string(),
     };
-    card.validate(&config_file)?;
+    card.validate(config_file)?;
     Ok((card, crate::nn::burnpack_bytes(&net)?))
 }
