@@ -17,6 +17,7 @@
 //! classifier-free guidance (one batched call evaluates both branches).
 
 use crate::error::ConfigError;
+use crate::nn::diffusers::{DownBlockType, UNet2DConfig};
 use crate::nn::{ClassifierConfig, MlpConfig, UNetConfig};
 use crate::sampler::SamplerKind;
 use crate::sde::SdeConfig;
@@ -187,22 +188,49 @@ pub struct SamplingMemory {
     pub largest: u64,
 }
 
+/// What [`sampling_memory`] reads of a U-Net (the core's or diffusers' `UNet2DModel`): the
+/// width of each level from the full resolution down, the residual blocks per down level and
+/// the levels with attention (the lowest level always counts: the middle block's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UNetLayout {
+    /// Channels of each level.
+    pub widths: Vec<usize>,
+    /// Residual blocks per level of the down path.
+    pub res_blocks: usize,
+    /// Levels with attention.
+    pub attended: Vec<usize>,
+}
+
+impl From<&UNetConfig> for UNetLayout {
+    fn from(net: &UNetConfig) -> Self {
+        let widths = net.channel_mult.iter().map(|&m| net.base_channels * m).collect();
+        Self { widths, res_blocks: net.num_res_blocks, attended: net.attention_levels() }
+    }
+}
+
+impl From<&UNet2DConfig> for UNetLayout {
+    fn from(net: &UNet2DConfig) -> Self {
+        let attended = net.down_block_types.iter().enumerate().filter(|(_, t)| **t == DownBlockType::AttnDownBlock2D).map(|(l, _)| l).collect();
+        Self { widths: net.block_out_channels.clone(), res_blocks: net.layers_per_block, attended }
+    }
+}
+
 /// Estimates the memory of sampling `batch` images of `[c, h, w]` with `net` and the sampler
 /// `kind` (f32 values; `guided`: classifier-free guidance, two branches per evaluation).
-pub fn sampling_memory(net: &UNetConfig, [c, h, w]: [usize; 3], batch: usize, kind: SamplerKind, guided: bool) -> SamplingMemory {
+pub fn sampling_memory(net: impl Into<UNetLayout>, [c, h, w]: [usize; 3], batch: usize, kind: SamplerKind, guided: bool) -> SamplingMemory {
+    let net = net.into();
     let (c, h, w) = (c as u64, h as u64, w as u64);
     let rows = batch as u64 * if guided { 2 } else { 1 };
     // The down path's activations, each held until the up path consumes it, and attention's
     // n x n matrix at the attended levels.
-    let base = net.base_channels as u64;
+    let base = net.widths.first().copied().unwrap_or(0) as u64;
     let (mut sh, mut sw) = (h, w);
     let (mut held, mut widest, mut attention) = (base * h * w, base * h * w, 0u64);
-    let attended = net.attention_levels();
-    for (level, &m) in net.channel_mult.iter().enumerate() {
-        let layer = base * m as u64 * sh * sw;
-        held = held.saturating_add(layer.saturating_mul(net.num_res_blocks as u64 + 1));
+    for (level, &width) in net.widths.iter().enumerate() {
+        let layer = (width as u64).saturating_mul(sh * sw);
+        held = held.saturating_add(layer.saturating_mul(net.res_blocks as u64 + 1));
         widest = widest.max(layer);
-        if attended.contains(&level) || level + 1 == net.channel_mult.len() {
+        if net.attended.contains(&level) || level + 1 == net.widths.len() {
             attention = attention.max((sh * sw).saturating_mul(sh * sw));
         }
         (sh, sw) = (sh.div_ceil(2), sw.div_ceil(2));
@@ -329,5 +357,11 @@ mod tests {
         // Attention at 64x64 (the lowest level of 256x256): a 4096 x 4096 matrix per image.
         let m = sampling_memory(&net, [1, 256, 256], 8, SamplerKind::Ddim, false);
         assert!(m.largest >= 8 * 4096 * 4096 * 4, "{m:?}");
+        // diffusers' UNet2DModel through the same layout: its widths, blocks and attended
+        // levels read as the core U-Net's of the same shape.
+        let d = crate::nn::diffusers::UNet2DConfig::from_json(r#"{"block_out_channels": [32, 64], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "layers_per_block": 2}"#).unwrap();
+        let same = UNetConfig { base_channels: 32, channel_mult: vec![1, 2], num_res_blocks: 2, attention_resolutions: Some(vec![1]), ..UNetConfig::new() };
+        assert_eq!(UNetLayout::from(&d), UNetLayout::from(&same));
+        assert_eq!(sampling_memory(&d, [3, 32, 32], 4, SamplerKind::Ddim, false), sampling_memory(&same, [3, 32, 32], 4, SamplerKind::Ddim, false));
     }
 }
