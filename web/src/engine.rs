@@ -169,13 +169,73 @@ pub fn parse_image_request(json: &str) -> Result<ImageRequest, String> {
     Ok(r)
 }
 
-/// An exported image model (U-Net) on the chosen device, with a Flex copy made on demand for
-/// the samplers that read back.
+/// An image network as the core's card loads it ([`LoadedNet::Image`], the core's U-Net, or
+/// [`LoadedNet::Diffusers`], an imported diffusers `UNet2DModel`; never an MLP): a score model
+/// of `[batch, c, h, w]` images either way, through [`LoadedNet::image_model`].
+#[derive(Debug)]
+pub struct ImageNet(LoadedNet);
+
+impl ImageNet {
+    /// The image network of `net` in inference mode (dropout off: DPS differentiates through
+    /// it, web/src/inverse.rs); `Err` gives an MLP back.
+    fn new(net: LoadedNet) -> Result<Self, LoadedNet> {
+        match net {
+            LoadedNet::Image(n) => Ok(Self(LoadedNet::Image(n.valid()))),
+            LoadedNet::Diffusers(n) => Ok(Self(LoadedNet::Diffusers(n.valid()))),
+            point @ LoadedNet::Point(_) => Err(point),
+        }
+    }
+
+    /// The core's U-Net, or `None` for an imported diffusers network.
+    pub fn unet(&self) -> Option<&UNet> {
+        match &self.0 {
+            LoadedNet::Image(n) => Some(n),
+            LoadedNet::Point(_) | LoadedNet::Diffusers(_) => None,
+        }
+    }
+
+    /// Number of stored float parameters.
+    pub fn num_params(&self) -> usize {
+        self.0.num_params()
+    }
+
+    /// What the page's memory estimate reads of the network.
+    fn layout(&self) -> scorediff::limits::UNetLayout {
+        match &self.0 {
+            LoadedNet::Image(n) => n.config().into(),
+            LoadedNet::Diffusers(n) => n.config().into(),
+            LoadedNet::Point(_) => unreachable!("an ImageNet holds an image network"),
+        }
+    }
+
+    fn model(&self) -> &dyn ScoreModel<4> {
+        self.0.image_model().expect("an ImageNet holds an image network")
+    }
+}
+
+impl ScoreModel<4> for ImageNet {
+    fn parameterization(&self) -> scorediff::param::Parameterization {
+        self.model().parameterization()
+    }
+
+    fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
+        self.model().forward(x, t)
+    }
+
+    fn forward_with_variance(&self, x: Tensor<4>, t: &[f64]) -> (Tensor<4>, Option<Tensor<4>>) {
+        self.model().forward_with_variance(x, t)
+    }
+}
+
+/// An exported image model on the chosen device, with a Flex copy made on demand for the
+/// samplers that read back: the core's U-Net, or an imported diffusers `UNet2DModel` (sampled,
+/// interpolated and inpainted alike; class labels, guidance and DPS need the core's U-Net and
+/// refuse it by name).
 pub struct ImageModel {
     /// The model card.
     pub card: ModelCard,
-    net: UNet,
-    flex_net: OnceCell<UNet>,
+    net: ImageNet,
+    flex_net: OnceCell<ImageNet>,
     weights: Vec<u8>,
     pub(crate) sde: Box<dyn Sde>,
     target: Target,
@@ -186,27 +246,47 @@ impl ImageModel {
     pub fn load(model_json: &str, weights: Vec<u8>, target: Target) -> Result<Self, String> {
         let card = ModelCard::from_json(model_json).map_err(|e| e.to_string())?;
         let sde = card.sde().map_err(|e| e.to_string())?;
-        match card.load_net(weights.clone(), &target.device).map_err(|e| e.to_string())? {
-            // Inference mode (dropout off): DPS differentiates through it (web/src/inverse.rs).
-            LoadedNet::Image(net) => Ok(Self { card, net: net.valid(), flex_net: OnceCell::new(), weights, sde, target }),
-            LoadedNet::Point(_) => Err(format!("model.json: `{}` is a 2-D model (an MLP); open it in the 2-D lab", card.name)),
-            LoadedNet::Diffusers(_) => Err(format!("model.json: `{}` is an imported diffusers-unet2d, which the page does not run yet", card.name)),
+        match ImageNet::new(card.load_net(weights.clone(), &target.device).map_err(|e| e.to_string())?) {
+            Ok(net) => Ok(Self { card, net, flex_net: OnceCell::new(), weights, sde, target }),
+            Err(_) => Err(format!("model.json: `{}` is a 2-D model (an MLP); open it in the 2-D lab", card.name)),
         }
     }
 
     /// The network on `backend`'s device (loading the Flex copy the first time).
-    pub(crate) fn net(&self, backend: Backend) -> Result<&UNet, String> {
+    fn image_net(&self, backend: Backend) -> Result<&ImageNet, String> {
         if backend == self.target.backend {
             return Ok(&self.net);
         }
         if self.flex_net.get().is_none() {
-            let net = match self.card.load_net(self.weights.clone(), &Device::flex()).map_err(|e| e.to_string())? {
-                LoadedNet::Image(n) => n.valid(),
-                LoadedNet::Point(_) | LoadedNet::Diffusers(_) => unreachable!("the card was checked at load"),
-            };
-            let _ = self.flex_net.set(net);
+            let net = ImageNet::new(self.card.load_net(self.weights.clone(), &Device::flex()).map_err(|e| e.to_string())?);
+            let _ = self.flex_net.set(net.map_err(|_| "model.json: the card was checked at load".to_string())?);
         }
         Ok(self.flex_net.get().expect("just set"))
+    }
+
+    /// The core's U-Net on `backend`'s device, what DPS differentiates through
+    /// (web/src/inverse.rs); an imported model is refused naming it and the feature.
+    pub(crate) fn net(&self, backend: Backend) -> Result<&UNet, String> {
+        self.check_dps()?;
+        Ok(self.image_net(backend)?.unet().expect("checked: the core's U-Net"))
+    }
+
+    /// Refuses DPS (the inverse problems' method) on an imported model, naming it; loads nothing.
+    pub fn check_dps(&self) -> Result<(), String> {
+        if self.is_imported() { Err(self.needs_core_unet("DPS (inverse problems)")) } else { Ok(()) }
+    }
+
+    /// The refusal of `feature` for an imported model: it needs the core's U-Net.
+    fn needs_core_unet(&self, feature: &str) -> String {
+        format!(
+            "{feature}: `{}` is an imported diffusers-unet2d; {feature} runs the core's U-Net only (sampling, interpolation and inpainting run it)",
+            self.card.name
+        )
+    }
+
+    /// Whether the network is an imported diffusers `UNet2DModel`.
+    pub fn is_imported(&self) -> bool {
+        self.net.unet().is_none()
     }
 
     /// Shape of one image `[c, h, w]`.
@@ -216,11 +296,11 @@ impl ImageModel {
 
     /// The number of classes of a class-conditional model.
     pub fn num_classes(&self) -> Option<usize> {
-        self.net.config().num_classes
+        self.net.0.num_classes()
     }
 
     /// The network on the chosen device, and that device: what [`crate::bench`] evaluates.
-    pub fn network(&self) -> (&UNet, &Target) {
+    pub fn network(&self) -> (&ImageNet, &Target) {
         (&self.net, &self.target)
     }
 
@@ -233,6 +313,7 @@ impl ImageModel {
             "parameters": self.net.num_params(),
             "steps_trained": self.card.steps_trained,
             "num_classes": self.num_classes(),
+            "network": if self.is_imported() { "diffusers-unet2d" } else { "unet" },
             "sde": self.card.sde,
             "variance": self.card.variance.to_string(),
             "backend": self.target.backend.name(),
@@ -240,6 +321,10 @@ impl ImageModel {
     }
 
     fn check_label(&self, r: &ImageRequest) -> Result<(), String> {
+        if self.is_imported() && (r.label.is_some() || r.guidance != 0.0) {
+            let feature = if r.label.is_some() { "label (class-conditional sampling)" } else { "guidance" };
+            return Err(self.needs_core_unet(feature));
+        }
         match (r.label, self.num_classes()) {
             (Some(_), None) => Err(format!("label: `{}` is unconditional; leave the class empty", self.card.name)),
             (Some(l), Some(n)) if l >= n => Err(format!("label: expected a class in 0..{n}, found {l}")),
@@ -259,7 +344,7 @@ impl ImageModel {
     /// in all and WebGPU's default largest buffer).
     fn check_memory(&self, r: &ImageRequest, batch: usize) -> Result<(), String> {
         use scorediff::limits::{PAGE_BUFFER_BYTES, PAGE_MEMORY_BYTES, check_sampling_memory, sampling_memory};
-        let memory = sampling_memory(self.net.config(), self.image_shape(), batch, r.sampler.kind, r.label.is_some());
+        let memory = sampling_memory(self.net.layout(), self.image_shape(), batch, r.sampler.kind, r.label.is_some());
         check_sampling_memory(memory, batch, [PAGE_MEMORY_BYTES, PAGE_BUFFER_BYTES]).map_err(|e| format!("`{}`: {e}", self.card.name))
     }
 
@@ -278,7 +363,7 @@ impl ImageModel {
         only_inpainting_resamples(r)?;
         self.check_memory(r, r.batch)?;
         let backend = self.backend_for(r.sampler.kind);
-        self.net(backend)?;
+        self.image_net(backend)?;
         let device = self.device(backend);
         let [c, h, w] = self.image_shape();
         let mut noise = NoiseSource::new(r.seed).for_samples(r.first, r.batch);
@@ -298,7 +383,7 @@ impl ImageModel {
         }
         self.check_memory(r, alphas.len())?;
         let backend = self.backend_for(r.sampler.kind);
-        self.net(backend)?;
+        self.image_net(backend)?;
         let device = self.device(backend);
         let [c, h, w] = self.image_shape();
         // slerp reads the angle back: computed on Flex, then uploaded.
@@ -340,7 +425,7 @@ impl ImageModel {
         }
         self.check_memory(r, r.batch)?;
         let backend = self.backend_for(r.sampler.kind);
-        self.net(backend)?;
+        self.image_net(backend)?;
         let device = self.device(backend);
         let rep = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.repeat(r.batch), [r.batch, c, h, w]), &device);
         let mut noise = NoiseSource::new(r.seed).for_samples(r.first, r.batch);
@@ -498,11 +583,12 @@ impl Run {
     /// guided when the request named a class).
     fn with_image_score<R>(state: &RunState, backend: Backend, g: impl FnOnce(&ScoreFn<4>) -> R) -> Result<R, String> {
         let RunState::Image { model, labels, guidance } = state else { unreachable!("called on image runs only") };
-        let net = model.net(backend)?;
+        let net = model.image_net(backend)?;
         let guided;
         let m: &dyn ScoreModel<4> = match labels {
             Some(l) => {
-                guided = Guided::new(net, l.clone(), *guidance).map_err(|e| e.to_string())?;
+                let unet = net.unet().ok_or_else(|| model.needs_core_unet("label (class-conditional sampling)"))?;
+                guided = Guided::new(unet, l.clone(), *guidance).map_err(|e| e.to_string())?;
                 &guided
             }
             None => net,
