@@ -111,8 +111,10 @@ async function loadImageModel() {
   state.info = null;
   const info = await pool.loadImage(name);
   state.info = info;
-  $('img-info').textContent = `${info.name}: ${info.dataset}, ${info.parameters.toLocaleString()} parameters, ` +
-    `${info.steps_trained.toLocaleString()} training steps, SDE ${info.sde.kind}, ${info.variance} variance, on ${info.backend}`;
+  const origin = info.network === 'diffusers-unet2d' ? 'an imported diffusers UNet2DModel' : `${info.steps_trained.toLocaleString()} training steps`;
+  $('img-info').textContent = `${info.name}: ${info.dataset}, ${info.shape.join('x')} ${info.shape[0] === 3 ? 'RGB' : 'grey'} images, ` +
+    `${info.parameters.toLocaleString()} parameters, ${origin}, SDE ${info.sde.kind}, ${info.variance} variance, on ${info.backend}`;
+  document.body.dataset.network = info.network;
   const cond = info.num_classes != null;
   document.querySelectorAll('.cond').forEach((e) => (e.hidden = !cond));
   $('img-label').innerHTML = '<option value="">none</option>' +
@@ -235,11 +237,24 @@ $('inp-canvas').onpointermove = paint;
 $('inp-clear').onclick = () => { inp.image.fill(-1); inp.mask.fill(1); drawInpaint(); };
 $('inp-from').onclick = () => {
   if (!state.lastImages) return showError('generate images first');
+  if (state.lastShape && state.lastShape.slice(1).join('x') !== `1x${SIDE}x${SIDE}`) {
+    return showError(`Inpainting: the canvas draws 1x${SIDE}x${SIDE} grey images; the last samples are ${state.lastShape.slice(1).join('x')}`);
+  }
   inp.image.set(state.lastImages.subarray(0, SIDE * SIDE));
   inp.mask.fill(1);
   drawInpaint();
 };
+// The canvas draws one grey 28x28 image: a model of other images (an imported colour one) is
+// refused by name here; the core's inpainting itself takes any shape.
+async function checkInpaintShape() {
+  if (!state.info) await loadImageModel();
+  const [c, h, w] = state.info.shape;
+  if (c !== 1 || h !== SIDE || w !== SIDE) {
+    throw new Error(`Inpainting: the canvas draws 1x${SIDE}x${SIDE} grey images; the model ${state.info.name} makes ${c}x${h}x${w} images`);
+  }
+}
 $('inp-run').onclick = () => guarded('inpaint', async () => {
+  await checkInpaintShape();
   const request = { ...imageRequest(4), resample: Math.max(1, +$('inp-resample').value || 1) };
   await runImages('inpaint', { request, image: Array.from(inp.image), mask: Array.from(inp.mask) }, $('inp-out'), 4);
 });
@@ -420,11 +435,73 @@ async function start() {
   state.info = null;
 }
 
+// ---- imported models ---------------------------------------------------------------------
+// `native-cli import-diffusers --out www/models/NAME` writes NAME/model.json and its weights.
+// The page lists such a directory when its card says `diffusers-unet2d` and its weights are
+// there. Candidates: the index's optional `imported` entries ({name, title}), and the
+// subdirectories of models/ when the server lists directories (`python3 -m http.server`, what
+// ./run.sh serves). A candidate with a file missing is reported by name and not listed.
+const IMPORTED = 'diffusers-unet2d';
+
+async function exists(url) {
+  try { return (await fetch(url, { method: 'HEAD', cache: 'no-cache' })).ok; } catch (_) { return false; }
+}
+
+// Subdirectory names of a server's HTML listing of `url` (none when it does not list).
+async function listing(url) {
+  try {
+    const r = await fetch(url, { cache: 'no-cache' });
+    if (!r.ok || !(r.headers.get('content-type') || '').includes('text/html')) return [];
+    const html = await r.text();
+    return [...html.matchAll(/href="([^"?#/]+)\/"/g)].map((m) => decodeURIComponent(m[1]));
+  } catch (_) { return []; }
+}
+
+// {entry: {name, title}} when models/NAME/ holds an imported model, {problem} when it is one
+// with a file missing, {} when it is something else.
+async function probeImported(name, listed) {
+  const dir = `models/${name}/`;
+  const hint = `(import it again: native-cli import-diffusers --from DIR --out www/models/${name})`;
+  const r = await fetch(dir + 'model.json', { cache: 'no-cache' }).catch(() => null);
+  if (!r || !r.ok) {
+    // A listed entry must be there; an unlisted directory is a partial import when it holds
+    // the weights an import writes.
+    if (listed || await exists(dir + 'weights.bpk')) return { problem: `${dir}model.json is missing ${hint}` };
+    return {};
+  }
+  let card;
+  try { card = await r.json(); } catch (e) { return { problem: `${dir}model.json is not JSON (${e.message}) ${hint}` }; }
+  if (!card || !card.network || card.network.kind !== IMPORTED) return listed ? { problem: `${dir}model.json is not an imported ${IMPORTED} (network ${card && card.network && card.network.kind}); list it under "image"` } : {};
+  const weights = card.weights || 'weights.bpk';
+  if (!await exists(dir + weights)) return { problem: `${dir}${weights} is missing ${hint}` };
+  const shape = Array.isArray(card.shape) ? card.shape.join('x') : '?';
+  return { entry: { name, title: `${name} (imported ${IMPORTED}, ${shape})` } };
+}
+
+async function discoverImported(index) {
+  const known = new Set([...index.image.map((m) => m.name), ...index.toys.map((m) => m.name),
+    ...index.mixtures.map((m) => m.file.split('/')[0])]);
+  const listed = (index.imported || []).filter((m) => !known.has(m.name));
+  const listedNames = new Set(listed.map((m) => m.name));
+  const found = (await listing('models/')).filter((n) => !known.has(n) && !listedNames.has(n) && !n.startsWith('classifier-'));
+  const probes = await Promise.all([...listed.map((m) => probeImported(m.name, true).then((p) => ({ ...p, title: m.title }))),
+    ...found.map((n) => probeImported(n, false))]);
+  const entries = probes.filter((p) => p.entry).map((p) => ({ ...p.entry, title: p.title || p.entry.title }));
+  const problems = probes.filter((p) => p.problem).map((p) => p.problem);
+  state.imported = { entries, problems };
+  document.body.dataset.imported = entries.map((e) => e.name).join(' ');
+  document.body.dataset.importedProblems = problems.join('\n');
+  $('img-imported').textContent = problems.length ? `Imported models not listed: ${problems.join('; ')}` : '';
+  $('img-imported').hidden = !problems.length;
+  return entries;
+}
+
 async function main() {
   try {
     const index = await (await fetch('models/index.json')).json();
     state.index = index;
-    $('img-model').innerHTML = index.image.map((m) => `<option value="${m.name}">${m.title || m.name}</option>`).join('');
+    const imported = await discoverImported(index);
+    $('img-model').innerHTML = [...index.image, ...imported].map((m) => `<option value="${m.name}">${m.title || m.name}</option>`).join('');
     $('lab-toy').innerHTML = index.toys.map((m) => `<option>${m.name}</option>`).join('');
     $('lab-toy').value = 'two-moons';
     $('lab-mixture').innerHTML = index.mixtures.map((m) => `<option value="${m.file}" data-name="${m.name}">${m.title || m.name}</option>`).join('');

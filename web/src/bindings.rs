@@ -121,7 +121,7 @@ fn read(t: Tensor<1>) -> Promise {
     })
 }
 
-/// An exported image model (U-Net).
+/// An exported image model: the core's U-Net or an imported diffusers `UNet2DModel`.
 #[wasm_bindgen(js_name = ImageModel)]
 pub struct JsImageModel(pub(crate) Rc<ImageModel>);
 
@@ -132,9 +132,17 @@ impl JsImageModel {
         Ok(Self(Rc::new(ImageModel::load(model_json, weights, runtime.target.clone()).map_err(err)?)))
     }
 
-    /// JSON: name, dataset, shape, parameters, steps_trained, num_classes, sde, backend.
+    /// JSON: name, dataset, shape, parameters, steps_trained, num_classes, network (`unet` or
+    /// `diffusers-unet2d`), sde, variance, backend.
     pub fn info(&self) -> String {
         self.0.info().to_string()
+    }
+
+    /// Refuses DPS (the inverse problems) on an imported model, naming it, before anything is
+    /// measured.
+    #[wasm_bindgen(js_name = checkDps)]
+    pub fn check_dps(&self) -> Result<(), JsError> {
+        self.0.check_dps().map_err(err)
     }
 
     /// Starts sampling; `request` is JSON `{"sampler": {"kind", "steps", ...}, "seed", "first",
