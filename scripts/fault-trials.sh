@@ -36,26 +36,29 @@ cat >"$config" <<JSON
  "optim": {"lr": 0.001, "warmup": 10}, "batch_size": 64, "steps": $STEPS, "seed": 5, "checkpoint_every": 20}
 JSON
 train() { nice -n "$NICE" "$CLI" train "$@"; }
-# The digest of a finished run: its EMA weights' tensors, its logged losses and its loop state.
+# The digest of a finished run, in three parts so that a difference says where it is:
+# w (its EMA weights' tensors), l (its logged losses, every step) and s (its loop state).
 digest() {
     python3 - "$1" <<'PY' 2>/dev/null || echo missing
 import hashlib, json, struct, sys
 run = sys.argv[1]
-m = hashlib.sha256()
+w, l, s = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
 b = open(f"{run}/ema.safetensors", "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
 header, data = json.loads(b[8:8 + n]), b[8 + n:]
 for k in sorted(k for k in header if k != "__metadata__"):
     t = header[k]
-    s, e = t["data_offsets"]
-    m.update(f"{k} {t['dtype']} {t['shape']}\n".encode() + data[s:e])
+    a, e = t["data_offsets"]
+    w.update(f"{k} {t['dtype']} {t['shape']}\n".encode() + data[a:e])
 for line in open(f"{run}/log.jsonl"):
     v = json.loads(line)
-    m.update(f"{v['step']} {v['loss']!r} {v['ema_loss']!r}\n".encode())
-m.update(open(f"{run}/checkpoint/state.json", "rb").read())
-print(m.hexdigest()[:16])
+    l.update(f"{v['step']} {v['loss']!r} {v['ema_loss']!r}\n".encode())
+s.update(open(f"{run}/checkpoint/state.json", "rb").read())
+print(f"w:{w.hexdigest()[:8]} l:{l.hexdigest()[:8]} s:{s.hexdigest()[:8]}")
 PY
 }
+# Failed runs are kept here for a look (KEEP=DIR), with the reference.
+KEEP="${KEEP:-}"
 failures=0
 row() {
     printf '%-22s %-6s %s\n' "$1" "$2" "$3"
@@ -66,7 +69,7 @@ start=$(date +%s.%N)
 train --config "$config" --out "$work/reference" >/dev/null 2>&1
 seconds=$(echo "$(date +%s.%N) - $start" | bc)
 want=$(digest "$work/reference")
-echo "reference: $STEPS steps in ${seconds%.*}.$(cut -d. -f2 <<<"$seconds" | cut -c1-2) s, weights $want"
+echo "reference: $STEPS steps in ${seconds%.*}.$(cut -d. -f2 <<<"$seconds" | cut -c1-2) s, digest $want"
 printf '%-22s %-6s %s\n' trial result detail
 
 # (a) kill -9 at a random moment, then --resume until done.
@@ -95,9 +98,10 @@ for i in $(seq 1 "$N"); do
     done
     got=$(digest "$run")
     if [[ "$got" == "$want" ]]; then
-        row "kill-9 #$i" ok "killed at ${at} s (checkpoint step $killed_at), resumed: weights $got"
+        row "kill-9 #$i" ok "killed at ${at} s (checkpoint step $killed_at), resumed: digest $got"
     else
-        row "kill-9 #$i" FAIL "killed at ${at} s (checkpoint step $killed_at): weights $got, expected $want; $(tail -1 "$run.err" 2>/dev/null)"
+        row "kill-9 #$i" FAIL "killed at ${at} s (checkpoint step $killed_at): digest $got, expected $want; $(tail -1 "$run.err" 2>/dev/null)"
+        if [[ -n $KEEP ]]; then mkdir -p "$KEEP" && cp -r "$run" "$work/reference" "$KEEP/"; fi
     fi
 done
 
