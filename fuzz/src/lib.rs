@@ -9,3 +9,8 @@ pub mod entries;
 #[allow(dead_code)]
 #[path = "../../native-cli/src/image_io.rs"]
 pub mod image_io;
+
+/// `native-cli`'s PNG encoding and decoding, which `image_io` calls.
+#[allow(dead_code)]
+#[path = "../../native-cli/src/png.rs"]
+pub mod png;
