@@ -14,9 +14,9 @@
 // weights are absent); E2E_DEVICE = auto (default), webgpu or flex.
 import { chromium } from 'playwright-core';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { dirname, extname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checks, serve } from './serve.mjs';
 import { run as poolChecks } from './pool.mjs';
 import { run as inverseChecks } from './inverse.mjs';
 import { run as pitfallsChecks } from './pitfalls.mjs';
@@ -29,12 +29,8 @@ const out = resolve(process.env.E2E_OUT || join(here, 'out'));
 const device = process.env.E2E_DEVICE || 'auto';
 mkdirSync(out, { recursive: true });
 
-const failures = [];
+const { check, failures } = checks();
 const report = {};
-function check(ok, message) {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${message}`);
-  if (!ok) failures.push(message);
-}
 
 if (!existsSync(join(www, 'pkg', 'scorediff_web_bg.wasm'))) {
   console.error('www/pkg/ is not built: run ./run.sh --no-serve first');
@@ -48,28 +44,9 @@ if (!realModel && !useFixture) {
 }
 if (useFixture) console.log('note: serving the tiny random fixture U-Net as "mnist" (no digit check)');
 
-// A static server of www/ (what `python3 -m http.server` does), which in fixture mode serves
-// the fixture's files as models/mnist/ (requests from the worker cannot be routed by the
-// browser automation, so the overlay is done here).
+// A static server of www/, which in fixture mode serves the fixture's files as models/mnist/.
 const fixtureDir = join(root, 'web', 'tests', 'fixtures', 'tiny-unet');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png' };
-const server = createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-  let file = join(www, path.endsWith('/') ? path + 'index.html' : path);
-  if (useFixture && path.startsWith('/models/mnist/')) file = join(fixtureDir, path.slice('/models/mnist/'.length));
-  if (!file.startsWith(www) && !file.startsWith(fixtureDir)) { res.writeHead(403); res.end(); return; }
-  try {
-    const body = readFileSync(file);
-    res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream' });
-    res.end(body);
-  } catch {
-    res.writeHead(404, { 'Content-Type': 'text/plain' });
-    res.end('not found');
-  }
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const url = `http://127.0.0.1:${server.address().port}/`;
+const { url, close } = await serve(www, useFixture ? { '/models/mnist/': fixtureDir } : {});
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -246,7 +223,7 @@ try {
 } finally {
   writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 2));
   await browser.close();
-  server.close();
+  close();
 }
 console.log(failures.length ? `${failures.length} check(s) failed` : 'all checks passed', `— screenshots and report.json in ${out}`);
 process.exit(exitCode);
