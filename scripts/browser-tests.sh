@@ -6,8 +6,11 @@
 # packages (npm ci).
 #   scripts/browser-tests.sh            both
 #   scripts/browser-tests.sh --unit     the wasm-bindgen tests only
-#   scripts/browser-tests.sh --e2e      the end-to-end test only (builds www/pkg first; before
-#                                       that, the node test of the worker's file cache)
+#   scripts/browser-tests.sh --e2e      the end-to-end tests only (builds www/pkg and the release
+#                                       native-cli first; before that, the node test of the
+#                                       worker's file cache): the page (e2e.mjs), then an
+#                                       imported diffusers model, page against command line
+#                                       (diffusers.mjs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -43,5 +46,7 @@ if [[ $what == all || $what == --e2e ]]; then
   # The worker's model-file cache (www/files.js) under node alone: no build, no browser.
   (cd tests/e2e && node --test files.test.mjs)
   ./run.sh --no-serve
-  (cd tests/e2e && npm ci --no-audit --no-fund && node e2e.mjs)
+  # diffusers.mjs compares the page with the release command line on an imported model.
+  cargo build --release -p native-cli --locked
+  (cd tests/e2e && npm ci --no-audit --no-fund && node e2e.mjs && node diffusers.mjs)
 fi
