@@ -4,10 +4,11 @@
 //! [`Parameterization`]s: a trained network, or the exact score of an analytic density
 //! ([`crate::mixture`]). [`ScoreFn`] binds it to the SDE so samplers can ask for the score,
 //! `eps` or Tweedie's `x_0` at one time, whatever the network predicts, and counts function
-//! evaluations (NFE). [`LoadedNet`] is a trained network as its model card builds it.
+//! evaluations (NFE). [`LoadedNet`] is a trained network as its model card builds it, [`ImageNet`]
+//! either image network of one.
 
 mod loaded;
-pub use loaded::LoadedNet;
+pub use loaded::{ImageNet, LoadedNet};
 
 use crate::param::{Marginal, Parameterization};
 use crate::sampler::X0Clip;

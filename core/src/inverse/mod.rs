@@ -238,6 +238,16 @@ pub(crate) mod test_support {
         crate::nn::UNetConfig::new().with_base_channels(4).with_groups(2).with_channel_mult(vec![1]).with_num_res_blocks(1).with_dropout(0.0).init(dev).valid()
     }
 
+    /// The tiny diffusers `UNet2DModel` of `tests/data/diffusers-tiny` (3x16x16 colour images)
+    /// imported as `native-cli import-diffusers` imports it, with its card's SDE: an imported
+    /// network to differentiate through.
+    pub fn tiny_diffusers(dev: &burn::tensor::Device) -> (crate::nn::diffusers::DiffusersUNet, Box<dyn crate::sde::Sde>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/diffusers-tiny");
+        let (card, weights) = crate::export::diffusers::import_dir(&dir, "tiny", None, "core/src/inverse tests", dev).unwrap();
+        let crate::model::LoadedNet::Diffusers(net) = card.load_net(weights, dev).unwrap() else { panic!("expected an imported diffusers-unet2d") };
+        (net, card.sde().unwrap())
+    }
+
     /// `A A^T A x = c A x` for an operator claiming `pinv_scale = c`.
     pub fn check_pinv_scale<const D: usize>(op: &dyn LinearOperator<D>, x_shape: [usize; D]) {
         let Some(c) = op.pinv_scale() else { return };

@@ -1,12 +1,13 @@
 //! A trained score network as loaded from its card: the U-Net for images, the MLP for points or
 //! an imported diffusers `UNet2DModel` ([`crate::export`] builds it; [`crate::export::load`] also
-//! gives it `weights_bytes`).
+//! gives it `weights_bytes`); [`ImageNet`], either image network as one score model of images.
 
 use super::ScoreModel;
 use crate::nn::diffusers::DiffusersUNet;
 use crate::nn::{Mlp, UNet};
 use crate::param::Parameterization;
 use burn::module::Module;
+use burn::tensor::Tensor;
 
 /// A loaded score network: the U-Net for images, the MLP for points, or diffusers' U-Net.
 #[derive(Debug)]
@@ -77,5 +78,76 @@ impl LoadedNet {
             Self::Point(n) => Self::Point(n.freeze()),
             Self::Diffusers(n) => Self::Diffusers(n.freeze()),
         }
+    }
+}
+
+/// An image network of a card, either U-Net ([`LoadedNet::Image`], the core's, or
+/// [`LoadedNet::Diffusers`], an imported diffusers `UNet2DModel`; never an MLP), in inference
+/// mode (`Module::valid`: dropout off), as a score model of `[batch, c, h, w]` images: what
+/// every image sampler and inverse-problem method runs, DPS included. DPS differentiates
+/// through either network the same way ([`crate::inverse::dps`]): `x_i` is lifted onto the
+/// autodiff device and the weights take part as constants.
+#[derive(Debug)]
+pub struct ImageNet(LoadedNet);
+
+impl ImageNet {
+    /// The image network of `net` in inference mode; `Err` gives an MLP back.
+    pub fn new(net: LoadedNet) -> Result<Self, LoadedNet> {
+        match net {
+            LoadedNet::Image(n) => Ok(Self(LoadedNet::Image(n.valid()))),
+            LoadedNet::Diffusers(n) => Ok(Self(LoadedNet::Diffusers(n.valid()))),
+            point @ LoadedNet::Point(_) => Err(point),
+        }
+    }
+
+    /// The network as loaded.
+    pub fn net(&self) -> &LoadedNet {
+        &self.0
+    }
+
+    /// The core's U-Net, or `None` for an imported diffusers network (what class labels and
+    /// guidance need).
+    pub fn unet(&self) -> Option<&UNet> {
+        match &self.0 {
+            LoadedNet::Image(n) => Some(n),
+            LoadedNet::Point(_) | LoadedNet::Diffusers(_) => None,
+        }
+    }
+
+    /// Whether the network is an imported diffusers `UNet2DModel`.
+    pub fn is_imported(&self) -> bool {
+        matches!(self.0, LoadedNet::Diffusers(_))
+    }
+
+    /// Number of stored float parameters.
+    pub fn num_params(&self) -> usize {
+        self.0.num_params()
+    }
+
+    /// What the memory estimates ([`crate::limits::sampling_memory`]) read of the network.
+    pub fn layout(&self) -> crate::limits::UNetLayout {
+        match &self.0 {
+            LoadedNet::Image(n) => n.config().into(),
+            LoadedNet::Diffusers(n) => n.config().into(),
+            LoadedNet::Point(_) => unreachable!("an ImageNet holds an image network"),
+        }
+    }
+
+    fn model(&self) -> &dyn ScoreModel<4> {
+        self.0.image_model().expect("an ImageNet holds an image network")
+    }
+}
+
+impl ScoreModel<4> for ImageNet {
+    fn parameterization(&self) -> Parameterization {
+        self.model().parameterization()
+    }
+
+    fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
+        self.model().forward(x, t)
+    }
+
+    fn forward_with_variance(&self, x: Tensor<4>, t: &[f64]) -> (Tensor<4>, Option<Tensor<4>>) {
+        self.model().forward_with_variance(x, t)
     }
 }
