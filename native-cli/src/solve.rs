@@ -1,5 +1,6 @@
-//! `native-cli solve`: solve an inverse problem with a trained image model and write the
-//! measurement, the baseline, the result and the ground truth side by side as a PNG.
+//! `native-cli solve`: solve an inverse problem with a trained image model (the core's U-Net or
+//! an imported diffusers `UNet2DModel`, `import-diffusers`) and write the measurement, the
+//! baseline, the result and the ground truth side by side as a PNG of the model's channels.
 //!
 //! The operators, noises, methods, baselines and metrics are `scorediff::inverse` and
 //! `scorediff::metrics`; this module reads and writes files and drives the runs.
@@ -19,15 +20,12 @@ use crate::model_source::ModelSource;
 use crate::{SamplerOpts, config_error, progress_bar, sampler_defaults, to_vec};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use scorediff::burn::module::Module;
 use scorediff::burn::tensor::{Device, Tensor, TensorData};
 use scorediff::data::{ImageDataset, Split};
-use scorediff::export::LoadedNet;
 use scorediff::inverse::{
     BaselineKind, Downsample, GrayWeights, MaskSpec, MeasurementNoise, Method, MethodKind, Problem, Task, TaskKind, baseline, measurement_preview, score,
 };
-use scorediff::model::ScoreFn;
-use scorediff::nn::UNet;
+use scorediff::model::{ImageNet, ScoreFn};
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::{SamplerConfig, SamplerKind};
 use scorediff::sde::Sde;
@@ -135,15 +133,16 @@ pub struct SolveOpts {
     pub(crate) backend: String,
 }
 
-/// A trained image score model (U-Net) opened from `--model`, with its SDE and image shape.
+/// A trained image score model opened from `--model` (the core's U-Net or an imported diffusers
+/// `UNet2DModel`, run alike by every method), with its SDE and image shape.
 pub struct LoadedImageModel {
     /// What `--model` pointed at.
     pub source: ModelSource,
     /// The forward SDE.
     pub sde: Box<dyn Sde>,
     /// The network, in inference mode (dropout off: DPS differentiates through it).
-    pub unet: UNet,
-    /// `[channels, height, width]`.
+    pub net: ImageNet,
+    /// `[channels, height, width]`, the card's.
     pub shape: [usize; 3],
 }
 
@@ -151,14 +150,11 @@ impl LoadedImageModel {
     /// Opens an image model (run or export directory) on `device`.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
         let source = ModelSource::open(path)?;
-        let unet = match source.net(device)? {
-            LoadedNet::Image(unet) => unet.valid(),
-            LoadedNet::Point(_) => bail!("--model {}: expected an image model (U-Net), found a model of points", path.display()),
-            LoadedNet::Diffusers(_) => bail!("--model {}: solve runs the core's U-Net; an imported diffusers-unet2d is not supported yet", path.display()),
-        };
+        let net = ImageNet::new(source.net(device)?)
+            .map_err(|_| anyhow!("--model {}: expected an image model (a U-Net or an imported diffusers-unet2d), found a model of points", path.display()))?;
         let shape: [usize; 3] = source.dim_shape().try_into().map_err(|_| anyhow!("--model {}: expected images [channels, height, width]", path.display()))?;
         let sde = source.sde()?;
-        Ok(Self { source, sde, unet, shape })
+        Ok(Self { source, sde, net, shape })
     }
 
     /// Test images `indices` of the model's data set.
@@ -202,7 +198,7 @@ pub fn reconstruct(
     device: &Device,
     on_step: impl FnMut(usize, usize),
 ) -> Result<(Tensor<4>, usize)> {
-    let f = ScoreFn::new(&model.unet, model.sde.as_ref());
+    let f = ScoreFn::new(&model.net, model.sde.as_ref());
     let op = task.build(model.shape, device).map_err(|e| anyhow!(e))?;
     let out = method.solve(&f, config, Problem { task, op, y, noise: noise_model, image: model.shape }, noise, device, on_step).map_err(config_error)?;
     Ok((out, f.nfe()))

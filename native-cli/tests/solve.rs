@@ -10,7 +10,7 @@ use scorediff::train::{Dataset, Network, RunConfig};
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{TempDir, run_err, run_err_with, run_ok, s};
+use common::{TempDir, read_png, run_err, run_err_with, run_ok, s, write_png};
 
 fn subset() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/mnist-subset")
@@ -33,25 +33,6 @@ fn tiny_model(dir: &TempDir) -> PathBuf {
     let path = dir.path("tiny");
     write_dir(&path, &card, &burnpack_bytes(&net).unwrap(), false).unwrap();
     path
-}
-
-/// `(width, height, channels, pixels)` of a PNG file.
-fn read_png(path: &Path) -> (usize, usize, usize, Vec<u8>) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0u8; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    buf.truncate(info.buffer_size());
-    (info.width as usize, info.height as usize, info.color_type.samples(), buf)
-}
-
-/// Writes 8-bit pixels as a PNG (1 channel grey, 3 RGB).
-fn write_png(path: &Path, w: usize, h: usize, channels: usize, pixels: &[u8]) {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut encoder = png::Encoder::new(file, w as u32, h as u32);
-    encoder.set_color(if channels == 1 { png::ColorType::Grayscale } else { png::ColorType::Rgb });
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header().unwrap().write_image_data(pixels).unwrap();
 }
 
 /// The common arguments of a short solve of test digit 0.
