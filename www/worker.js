@@ -154,7 +154,7 @@ const handlers = {
   async inverse({ id, name, request, image, every, denoised }) {
     const model = images.get(name);
     if (!model) throw new Error(`the image model ${name} is not loaded in this worker`);
-    model.checkDps(); // an imported model is refused by name before the image is measured
+    model.checkDps(); // loads the Flex copy DPS differentiates through (either network), before the image is measured
     const problem = new wasm.InverseProblem(model, JSON.stringify(request), new Float32Array(image));
     try {
       const info = JSON.parse(problem.info());

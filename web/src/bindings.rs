@@ -138,8 +138,8 @@ impl JsImageModel {
         self.0.info().to_string()
     }
 
-    /// Refuses DPS (the inverse problems) on an imported model, naming it, before anything is
-    /// measured.
+    /// Readies DPS (the inverse problems) before anything is measured: loads the Flex copy of
+    /// the network it differentiates through (the core's U-Net or an imported diffusers one).
     #[wasm_bindgen(js_name = checkDps)]
     pub fn check_dps(&self) -> Result<(), JsError> {
         self.0.check_dps().map_err(err)

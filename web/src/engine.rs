@@ -17,8 +17,9 @@ use scorediff::error::ConfigError;
 use scorediff::export::{LoadedNet, ModelCard};
 use scorediff::inverse::Inpainting;
 use scorediff::mixture::{ComponentShares, GaussianMixture, HIGH_DENSITY, LOW_DENSITY, MixtureFile, MixtureScore, ScoreErrorByDensity};
+pub use scorediff::model::ImageNet;
 use scorediff::model::{ScoreFn, ScoreModel};
-use scorediff::nn::{Guided, Mlp, MlpConfig, UNet};
+use scorediff::nn::{Guided, Mlp, MlpConfig};
 use scorediff::noise::NoiseSource;
 use scorediff::sampler::{SamplerConfig, SamplerKind, SamplerSpec, Sampling, slerp};
 use scorediff::sde::{Sde, SdeConfig};
@@ -169,68 +170,10 @@ pub fn parse_image_request(json: &str) -> Result<ImageRequest, String> {
     Ok(r)
 }
 
-/// An image network as the core's card loads it ([`LoadedNet::Image`], the core's U-Net, or
-/// [`LoadedNet::Diffusers`], an imported diffusers `UNet2DModel`; never an MLP): a score model
-/// of `[batch, c, h, w]` images either way, through [`LoadedNet::image_model`].
-#[derive(Debug)]
-pub struct ImageNet(LoadedNet);
-
-impl ImageNet {
-    /// The image network of `net` in inference mode (dropout off: DPS differentiates through
-    /// it, web/src/inverse.rs); `Err` gives an MLP back.
-    fn new(net: LoadedNet) -> Result<Self, LoadedNet> {
-        match net {
-            LoadedNet::Image(n) => Ok(Self(LoadedNet::Image(n.valid()))),
-            LoadedNet::Diffusers(n) => Ok(Self(LoadedNet::Diffusers(n.valid()))),
-            point @ LoadedNet::Point(_) => Err(point),
-        }
-    }
-
-    /// The core's U-Net, or `None` for an imported diffusers network.
-    pub fn unet(&self) -> Option<&UNet> {
-        match &self.0 {
-            LoadedNet::Image(n) => Some(n),
-            LoadedNet::Point(_) | LoadedNet::Diffusers(_) => None,
-        }
-    }
-
-    /// Number of stored float parameters.
-    pub fn num_params(&self) -> usize {
-        self.0.num_params()
-    }
-
-    /// What the page's memory estimate reads of the network.
-    fn layout(&self) -> scorediff::limits::UNetLayout {
-        match &self.0 {
-            LoadedNet::Image(n) => n.config().into(),
-            LoadedNet::Diffusers(n) => n.config().into(),
-            LoadedNet::Point(_) => unreachable!("an ImageNet holds an image network"),
-        }
-    }
-
-    fn model(&self) -> &dyn ScoreModel<4> {
-        self.0.image_model().expect("an ImageNet holds an image network")
-    }
-}
-
-impl ScoreModel<4> for ImageNet {
-    fn parameterization(&self) -> scorediff::param::Parameterization {
-        self.model().parameterization()
-    }
-
-    fn forward(&self, x: Tensor<4>, t: &[f64]) -> Tensor<4> {
-        self.model().forward(x, t)
-    }
-
-    fn forward_with_variance(&self, x: Tensor<4>, t: &[f64]) -> (Tensor<4>, Option<Tensor<4>>) {
-        self.model().forward_with_variance(x, t)
-    }
-}
-
 /// An exported image model on the chosen device, with a Flex copy made on demand for the
-/// samplers that read back: the core's U-Net, or an imported diffusers `UNet2DModel` (sampled,
-/// interpolated and inpainted alike; class labels, guidance and DPS need the core's U-Net and
-/// refuse it by name).
+/// samplers that read back and DPS: the core's U-Net, or an imported diffusers `UNet2DModel`
+/// (sampled, interpolated, inpainted and solved by DPS alike, as the core's [`ImageNet`]; class
+/// labels and guidance need the core's U-Net and refuse it by name).
 pub struct ImageModel {
     /// The model card.
     pub card: ModelCard,
@@ -252,8 +195,9 @@ impl ImageModel {
         }
     }
 
-    /// The network on `backend`'s device (loading the Flex copy the first time).
-    fn image_net(&self, backend: Backend) -> Result<&ImageNet, String> {
+    /// The network on `backend`'s device (loading the Flex copy the first time): what the runs
+    /// evaluate, and what DPS differentiates through on Flex (web/src/inverse.rs).
+    pub(crate) fn image_net(&self, backend: Backend) -> Result<&ImageNet, String> {
         if backend == self.target.backend {
             return Ok(&self.net);
         }
@@ -264,29 +208,24 @@ impl ImageModel {
         Ok(self.flex_net.get().expect("just set"))
     }
 
-    /// The core's U-Net on `backend`'s device, what DPS differentiates through
-    /// (web/src/inverse.rs); an imported model is refused naming it and the feature.
-    pub(crate) fn net(&self, backend: Backend) -> Result<&UNet, String> {
-        self.check_dps()?;
-        Ok(self.image_net(backend)?.unet().expect("checked: the core's U-Net"))
-    }
-
-    /// Refuses DPS (the inverse problems' method) on an imported model, naming it; loads nothing.
+    /// Readies DPS (the inverse problems' method), before anything is measured: loads the Flex
+    /// copy of the network it differentiates through (either network: the core's U-Net or an
+    /// imported diffusers `UNet2DModel`); `Err` when that copy does not load.
     pub fn check_dps(&self) -> Result<(), String> {
-        if self.is_imported() { Err(self.needs_core_unet("DPS (inverse problems)")) } else { Ok(()) }
+        self.image_net(Backend::Flex).map(|_| ())
     }
 
     /// The refusal of `feature` for an imported model: it needs the core's U-Net.
     fn needs_core_unet(&self, feature: &str) -> String {
         format!(
-            "{feature}: `{}` is an imported diffusers-unet2d; {feature} runs the core's U-Net only (sampling, interpolation and inpainting run it)",
+            "{feature}: `{}` is an imported diffusers-unet2d; {feature} runs the core's U-Net only (sampling, interpolation, inpainting and DPS run it)",
             self.card.name
         )
     }
 
     /// Whether the network is an imported diffusers `UNet2DModel`.
     pub fn is_imported(&self) -> bool {
-        self.net.unet().is_none()
+        self.net.is_imported()
     }
 
     /// Shape of one image `[c, h, w]`.
@@ -296,7 +235,7 @@ impl ImageModel {
 
     /// The number of classes of a class-conditional model.
     pub fn num_classes(&self) -> Option<usize> {
-        self.net.0.num_classes()
+        self.net.net().num_classes()
     }
 
     /// The network on the chosen device, and that device: what [`crate::bench`] evaluates.

@@ -15,10 +15,12 @@
 //! On Flex (the CPU), also when the page chose WebGPU: every DPS step reads the residual's norms
 //! back to set `zeta_i` (the core's DPS transition says so, `reads_back`), and the browser
 //! forbids synchronous reads of GPU memory. The gradient goes through burn's autodiff: the core
-//! lifts `x_i` onto Flex's autodiff device at each step and evaluates the U-Net there; the
-//! network's weights stay on the plain device and take part as constants (in inference mode,
-//! `Module::valid`), so the backward pass computes `grad_{x_i}` alone, not the weights'
-//! gradients a network loaded on the autodiff device would also accumulate.
+//! lifts `x_i` onto Flex's autodiff device at each step and evaluates the network there (the
+//! core's [`ImageNet`](scorediff::model::ImageNet): the core's U-Net or an imported diffusers
+//! `UNet2DModel`, one code path for both); the network's weights stay on the plain device and
+//! take part as constants (in inference mode, `Module::valid`), so the backward pass computes
+//! `grad_{x_i}` alone, not the weights' gradients a network loaded on the autodiff device would
+//! also accumulate.
 //!
 //! # Seeds
 //! One [`NoiseSource`] from the request's seed draws the measurement noise first, then the
@@ -203,7 +205,7 @@ impl InverseProblem {
     pub fn start(&mut self) -> Result<Run, String> {
         let mut noise = self.noise.take().ok_or("start: this measurement's run was already started; measure again for another run")?;
         let device = Device::flex();
-        self.model.net(Backend::Flex)?;
+        self.model.check_dps()?;
         let op = self.task.build(self.model.image_shape(), &device)?;
         let problem = Problem { task: &self.task, op, y: self.y.clone(), noise: self.noise_model, image: self.model.image_shape() };
         let run = self.method.start(&self.config, self.model.sde.as_ref(), problem, &mut noise, &device).map_err(|e| e.to_string())?;
