@@ -105,21 +105,39 @@ function imageRequest(batch) {
   };
 }
 
-async function loadImageModel() {
+// Loads the chosen image model on every worker; a second call for the same model while one is
+// in flight waits for that one. The inpainting canvas and the inverse-problem menus follow the
+// card's shape.
+let loading = null; // {name, promise}
+function loadImageModel() {
   const name = $('img-model').value;
-  $('img-info').textContent = `loading ${name}…`;
-  state.info = null;
-  const info = await pool.loadImage(name);
-  state.info = info;
-  const origin = info.network === 'diffusers-unet2d' ? 'an imported diffusers UNet2DModel' : `${info.steps_trained.toLocaleString()} training steps`;
-  $('img-info').textContent = `${info.name}: ${info.dataset}, ${info.shape.join('x')} ${info.shape[0] === 3 ? 'RGB' : 'grey'} images, ` +
-    `${info.parameters.toLocaleString()} parameters, ${origin}, SDE ${info.sde.kind}, ${info.variance} variance, on ${info.backend}`;
-  document.body.dataset.network = info.network;
-  const cond = info.num_classes != null;
-  document.querySelectorAll('.cond').forEach((e) => (e.hidden = !cond));
-  $('img-label').innerHTML = '<option value="">none</option>' +
-    (cond ? [...Array(info.num_classes).keys()].map((k) => `<option>${k}</option>`).join('') : '');
+  if (loading && loading.name === name) return loading.promise;
+  const promise = (async () => {
+    $('img-info').textContent = `loading ${name}…`;
+    state.info = null;
+    const info = await pool.loadImage(name);
+    state.info = info;
+    const origin = info.network === 'diffusers-unet2d' ? 'an imported diffusers UNet2DModel' : `${info.steps_trained.toLocaleString()} training steps`;
+    $('img-info').textContent = `${info.name}: ${info.dataset}, ${info.shape.join('x')} ${info.shape[0] === 3 ? 'RGB' : 'grey'} images, ` +
+      `${info.parameters.toLocaleString()} parameters, ${origin}, SDE ${info.sde.kind}, ${info.variance} variance, on ${info.backend}`;
+    document.body.dataset.network = info.network;
+    const cond = info.num_classes != null;
+    document.querySelectorAll('.cond').forEach((e) => (e.hidden = !cond));
+    $('img-label').innerHTML = '<option value="">none</option>' +
+      (cond ? [...Array(info.num_classes).keys()].map((k) => `<option>${k}</option>`).join('') : '');
+    if (info.shape.join('x') !== inp.shape.join('x')) resetInpaint(info.shape);
+    if (inverse) inverse.refresh();
+    return info;
+  })().finally(() => { if (loading && loading.promise === promise) loading = null; });
+  loading = { name, promise };
+  return promise;
 }
+// The loaded model's card summary (loading the chosen one first if needed).
+async function modelInfo() {
+  if (state.info && state.info.name === $('img-model').value) return state.info;
+  return loadImageModel();
+}
+let inverse = null; // setupInverse's {refresh}
 
 function setRunning(running) {
   $('img-stop').disabled = !running;
@@ -143,7 +161,7 @@ function runText(r) {
 async function runImages(type, payload, canvas, cols, onDone, x0Canvas = null) {
   setRunning(true);
   try {
-    if (!state.info) await loadImageModel();
+    await modelInfo();
     const { request, alphas } = payload;
     const total = alphas ? alphas.length : request.batch;
     const denoised = !!x0Canvas && $('img-x0').checked;
@@ -180,7 +198,13 @@ $('img-run').onclick = () => guarded('sample', async () => {
     state.lastX0 = m.x0;
   }, $('img-x0-canvas'));
 });
-$('img-x0').onchange = () => { $('img-x0-fig').hidden = !$('img-x0').checked; };
+// The x0-hat previews box applies to every batched run: sampling, interpolation and inpainting
+// draw the denoised estimate beside x_t while it is ticked.
+$('img-x0').onchange = () => {
+  const on = $('img-x0').checked;
+  $('img-x0-fig').hidden = !on;
+  document.querySelectorAll('.x0-preview').forEach((e) => (e.hidden = !on));
+};
 $('img-stop').onclick = () => pool.stop();
 $('img-model').onchange = () => guarded('load', loadImageModel);
 
@@ -190,7 +214,7 @@ $('int-run').onclick = () => guarded('interp', async () => {
   const alphas = [...Array(8).keys()].map((i) => i / 7);
   const request = { ...imageRequest(8), sampler: { kind: 'ddim', steps: +$('int-steps').value, eta: 0 } };
   await runImages('interpolate', { request, seedA: +$('int-a').value, seedB: +$('int-b').value, alphas },
-    $('int-canvas'), 8, (m) => { interp = m; });
+    $('int-canvas'), 8, (m) => { interp = m; }, $('int-x0-canvas'));
   $('int-slider').disabled = false;
   showInterp();
 });
@@ -203,61 +227,91 @@ function showInterp() {
 $('int-slider').oninput = showInterp;
 
 // ---- inpainting -------------------------------------------------------------------------
-const SIDE = 28;
-const inp = { image: new Float32Array(SIDE * SIDE).fill(-1), mask: new Float32Array(SIDE * SIDE).fill(1) };
+// The canvas holds one image of the model card's shape [c, h, w] (28x28 grey digits, an imported
+// model's 3x32x32 colour images, ...) in [-1, 1], and a mask of h x w pixels (1 = keep, 0 = fill;
+// the request repeats it over the channels, the core's Mask takes one value per image value). It
+// is reset to black when a model of another shape is loaded. Ink is white on grey models and the
+// colour chosen on colour ones; paper is black, the data's background.
+const inp = { shape: [1, 28, 28], image: new Float32Array(784).fill(-1), mask: new Float32Array(784).fill(1) };
+function resetInpaint(shape) {
+  const [c, h, w] = shape;
+  inp.shape = [c, h, w];
+  inp.image = new Float32Array(c * h * w).fill(-1);
+  inp.mask = new Float32Array(h * w).fill(1);
+  $('inp-colour-label').hidden = c !== 3;
+  drawInpaint();
+}
 function drawInpaint() {
+  const [c, h, w] = inp.shape;
   const ctx = $('inp-canvas').getContext('2d');
-  const img = ctx.createImageData(SIDE, SIDE);
-  for (let i = 0; i < SIDE * SIDE; i++) {
-    const g = Math.round((inp.image[i] + 1) * 127.5);
-    const hole = inp.mask[i] === 0;
-    img.data.set(hole ? [200, 40, 120, 255] : [g, g, g, 255], i * 4);
+  const img = ctx.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    const rgb = [0, 1, 2].map((k) => Math.round((inp.image[Math.min(k, c - 1) * h * w + i] + 1) * 127.5));
+    img.data.set(inp.mask[i] === 0 ? [200, 40, 120, 255] : [...rgb, 255], i * 4);
   }
-  const tmp = new OffscreenCanvas(SIDE, SIDE);
+  const tmp = new OffscreenCanvas(w, h);
   tmp.getContext('2d').putImageData(img, 0, 0);
+  const canvas = $('inp-canvas');
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(tmp, 0, 0, 280, 280);
+  ctx.fillStyle = '#111';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const scale = Math.min(canvas.width / w, canvas.height / h);
+  ctx.drawImage(tmp, 0, 0, w * scale, h * scale);
+}
+// The ink's value per channel in [-1, 1]: white, or the colour control's on colour models.
+function inkValues(c) {
+  if (c !== 3) return [1];
+  const hex = $('inp-colour').value; // #rrggbb
+  return [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16) / 127.5 - 1);
 }
 function paint(event) {
   if (!(event.buttons & 1)) return;
+  const [c, h, w] = inp.shape;
   const r = $('inp-canvas').getBoundingClientRect();
-  const cx = ((event.clientX - r.left) / r.width) * SIDE, cy = ((event.clientY - r.top) / r.height) * SIDE;
+  const scale = Math.min(r.width / w, r.height / h); // the image fills the canvas's top-left
+  const cx = (event.clientX - r.left) / scale, cy = (event.clientY - r.top) / scale;
   const tool = document.querySelector('input[name=tool]:checked').value;
-  const radius = tool === 'erase' ? 2.5 : 1.2;
-  for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) {
+  const side = Math.max(h, w) / 28; // brushes sized as on a 28x28 digit
+  const radius = (tool === 'erase' ? 2.5 : 1.2) * side;
+  const ink = tool === 'ink' ? inkValues(c) : null;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
     if ((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 > radius ** 2) continue;
-    const i = y * SIDE + x;
-    if (tool === 'erase') inp.mask[i] = 0;
-    else { inp.mask[i] = 1; inp.image[i] = tool === 'ink' ? 1 : -1; }
+    const i = y * w + x;
+    if (tool === 'erase') { inp.mask[i] = 0; continue; }
+    inp.mask[i] = 1;
+    for (let k = 0; k < c; k++) inp.image[k * h * w + i] = ink ? ink[k] : -1;
   }
   drawInpaint();
 }
 $('inp-canvas').onpointerdown = paint;
 $('inp-canvas').onpointermove = paint;
 $('inp-clear').onclick = () => { inp.image.fill(-1); inp.mask.fill(1); drawInpaint(); };
+// The first image of the last samples, as {shape: [c, h, w], pixels}, or null before any.
+function firstSample() {
+  if (!state.lastImages || !state.lastShape) return null;
+  const [, c, h, w] = state.lastShape;
+  return { shape: [c, h, w], pixels: state.lastImages.subarray(0, c * h * w) };
+}
 $('inp-from').onclick = () => {
-  if (!state.lastImages) return showError('generate images first');
-  if (state.lastShape && state.lastShape.slice(1).join('x') !== `1x${SIDE}x${SIDE}`) {
-    return showError(`Inpainting: the canvas draws 1x${SIDE}x${SIDE} grey images; the last samples are ${state.lastShape.slice(1).join('x')}`);
+  const first = firstSample();
+  if (!first) return showError('generate images first');
+  if (first.shape.join('x') !== inp.shape.join('x')) {
+    return showError(`Inpainting: the canvas holds the model's ${inp.shape.join('x')} images; the last samples are ${first.shape.join('x')}`);
   }
-  inp.image.set(state.lastImages.subarray(0, SIDE * SIDE));
+  inp.image.set(first.pixels);
   inp.mask.fill(1);
   drawInpaint();
 };
-// The canvas draws one grey 28x28 image: a model of other images (an imported colour one) is
-// refused by name here; the core's inpainting itself takes any shape.
-async function checkInpaintShape() {
-  if (!state.info) await loadImageModel();
-  const [c, h, w] = state.info.shape;
-  if (c !== 1 || h !== SIDE || w !== SIDE) {
-    throw new Error(`Inpainting: the canvas draws 1x${SIDE}x${SIDE} grey images; the model ${state.info.name} makes ${c}x${h}x${w} images`);
-  }
-}
 $('inp-run').onclick = () => guarded('inpaint', async () => {
-  await checkInpaintShape();
+  const info = await modelInfo();
+  if (info.shape.join('x') !== inp.shape.join('x')) resetInpaint(info.shape); // not reached: loading resets it
   const request = { ...imageRequest(4), resample: Math.max(1, +$('inp-resample').value || 1) };
-  await runImages('inpaint', { request, image: Array.from(inp.image), mask: Array.from(inp.mask) }, $('inp-out'), 4);
+  const mask = Array.from({ length: inp.shape[0] }, () => Array.from(inp.mask)).flat();
+  await runImages('inpaint', { request, image: Array.from(inp.image), mask }, $('inp-out'), 4,
+    (m) => { state.inpainted = { data: m.data, shape: m.shape, x0: m.x0 }; }, $('inp-x0-out'));
 });
+// For tests and the console: the canvas's image ([c, h, w]) and mask ([h, w]).
+state.inpaintCanvas = () => ({ shape: inp.shape, image: Array.from(inp.image), mask: Array.from(inp.mask) });
 
 // ---- 2-D lab ----------------------------------------------------------------------------
 const VIEW = 4.5; // the canvases show [-VIEW, VIEW]^2
@@ -517,5 +571,6 @@ async function main() {
 setupPitfalls({ call, guarded, state });
 // A restart replaces worker 0, and the lab it held: a fresh one for the chosen toy.
 $('prefer').onchange = () => guarded('restart', async () => { await start(); await newToy(); });
-setupInverse({ call, guarded, state, drawGrid, stop: () => worker.postMessage({ type: 'stop' }), modelName: () => $('img-model').value, handImage: () => inp.image });
+inverse = setupInverse({ call, guarded, state, drawGrid, stop: () => worker.postMessage({ type: 'stop' }), modelInfo,
+  handImage: () => ({ shape: inp.shape, pixels: inp.image }), lastImage: firstSample });
 main();

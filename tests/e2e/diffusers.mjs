@@ -7,7 +7,8 @@
 // left alone); in headless Chromium, on Flex in wasm, the test checks that the page lists the
 // model and shows it as 3x16x16 RGB with the card's parameter count, then samples the same
 // sampler, steps, count and seed with 1 worker and with 2, and compares the page's floats with
-// the command line's.
+// the command line's. Then the inverse-problem block and the inpainting canvas on the colour
+// model (diffusers-inverse.mjs).
 //
 // Tolerance: the page's engine samples what native-cli samples bit for bit on native Flex
 // (web/tests/diffusers.rs); Flex in wasm runs the same kernels with 128-bit SIMD instead of the
@@ -24,6 +25,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run as inverseChecks } from './diffusers-inverse.mjs';
 import { openFlexPage, sampleOnPage } from './pool.mjs';
 import { checks, serve } from './serve.mjs';
 
@@ -131,6 +133,10 @@ try {
       await p.locator('#img-canvas').screenshot({ path: join(out, `diffusers-${sampler}.png`) });
     }
   }
+
+  // The inverse-problem block and the inpainting canvas on the colour model.
+  await inverseChecks({ p, check, report, tmp, modelDir, native });
+  await p.locator('#inverse').screenshot({ path: join(out, 'diffusers-inverse.png') });
   exitCode = failures.length ? 1 : 0;
 } catch (e) {
   console.error('FAIL', e);

@@ -1,5 +1,5 @@
-//! Inverse problems in the page: super-resolution, deblurring and phase retrieval of one image
-//! by diffusion posterior sampling (DPS: Chung, Kim, Mccann, Klasky & Ye, "Diffusion Posterior
+//! Inverse problems in the page: super-resolution, deblurring, colorization (colour models) and
+//! phase retrieval of one image of the model's shape by diffusion posterior sampling (DPS: Chung, Kim, Mccann, Klasky & Ye, "Diffusion Posterior
 //! Sampling for General Noisy Inverse Problems", ICLR 2023, Algorithm 1: each ancestral step is
 //! followed by `x_{i-1} -= zeta_i grad_{x_i} ||y - A(x0_hat(x_i))||^2` with
 //! `zeta_i = zeta' / ||y - A(x0_hat(x_i))||`), measured from `y = A(x) + n` (eq. 1) with
@@ -36,11 +36,19 @@ use scorediff::sampler::{SamplerKind, SamplerSpec};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
-/// The tasks the page offers, in its menu's order.
-pub const PAGE_TASKS: [TaskKind; 3] = [TaskKind::SuperResolution, TaskKind::Deblur, TaskKind::PhaseRetrieval];
+/// The tasks the page offers, in its menu's order (colorization on 3-channel models only:
+/// [`task_channels`]).
+pub const PAGE_TASKS: [TaskKind; 4] = [TaskKind::SuperResolution, TaskKind::Deblur, TaskKind::Colorize, TaskKind::PhaseRetrieval];
 
-/// The super-resolution factors the page offers (both divide 28).
+/// The super-resolution factors the page offers; its menu keeps those that divide the model's
+/// height and width (both divide 28, 16 and 32).
 pub const PAGE_FACTORS: [usize; 2] = [2, 4];
+
+/// The number of channels a task requires of the model's images, if any (colorization's grey
+/// levels are of 3-channel colour images; `Task::build` refuses it on other models).
+pub fn task_channels(kind: TaskKind) -> Option<usize> {
+    (kind == TaskKind::Colorize).then_some(3)
+}
 
 /// The page's default number of DPS steps: the e2e test's count, which beat bicubic on every
 /// shipped test digit and seed tried (see `tests/e2e/inverse.mjs`).
@@ -82,11 +90,13 @@ impl Default for InverseRequest {
     }
 }
 
-/// The page's menus and defaults as JSON: `{"tasks": [{"name", "baseline"}], "factors",
-/// "defaults": InverseRequest}`.
+/// The page's menus and defaults as JSON: `{"tasks": [{"name", "baseline", "channels"}],
+/// "factors", "defaults": InverseRequest}` (`channels`: [`task_channels`], null for any).
 pub fn page_options() -> serde_json::Value {
-    let tasks: Vec<_> =
-        PAGE_TASKS.iter().map(|&k| serde_json::json!({"name": k.name(), "baseline": Task::new(k).baseline_kind().map(BaselineKind::name)})).collect();
+    let tasks: Vec<_> = PAGE_TASKS
+        .iter()
+        .map(|&k| serde_json::json!({"name": k.name(), "baseline": Task::new(k).baseline_kind().map(BaselineKind::name), "channels": task_channels(k)}))
+        .collect();
     serde_json::json!({"tasks": tasks, "factors": PAGE_FACTORS, "defaults": InverseRequest::default()})
 }
 
@@ -144,7 +154,7 @@ impl InverseProblem {
             return Err(format!("image: expected finite values in [-1, 1], found {} at value {i}", image[i]));
         }
         if image.iter().all(|&v| v == image[0]) {
-            return Err(format!("image: the image is blank (every value {}): draw a digit on the canvas or choose a test digit", image[0]));
+            return Err(format!("image: the image is blank (every value {}): draw on the canvas or choose another source", image[0]));
         }
         let sampler: SamplerKind = request.sampler.parse().map_err(|e| format!("Sampler: {e}"))?;
         if !matches!(sampler, SamplerKind::Ancestral | SamplerKind::Ddim) {
