@@ -90,18 +90,19 @@ export function setupInverse({ call, guarded, state, drawGrid, stop, modelInfo, 
     const [c, h, w] = info.shape;
     const doc = await loadTests(info.dataset);
     testImages = doc && sameShape(doc.shape, info.shape) ? doc : null;
-    const keep = (id, values, fallback) => {
+    // The menu's current choice if still offered, else `preferred` if offered, else the first.
+    const keep = (id, values, preferred) => {
       const old = $(id).value;
-      return values.includes(old) ? old : fallback;
+      return values.includes(old) ? old : values.includes(preferred) ? preferred : values[0];
     };
     const tasks = options.tasks.filter((t) => t.channels == null || t.channels === c).map((t) => t.name);
     const task = keep('inv-task', tasks, menusFor ? tasks[0] : options.defaults.task);
     $('inv-task').innerHTML = tasks.map((t) => `<option value="${t}">${t}</option>`).join('');
-    $('inv-task').value = tasks.includes(task) ? task : tasks[0];
+    $('inv-task').value = task;
     const factors = options.factors.filter((f) => h % f === 0 && w % f === 0).map(String);
     const factor = keep('inv-factor', factors, String(options.defaults.factor));
     $('inv-factor').innerHTML = factors.map((f) => `<option value="${f}">${f}</option>`).join('');
-    $('inv-factor').value = factors.includes(factor) ? factor : factors[0];
+    $('inv-factor').value = factor;
     const title = TITLES[info.dataset];
     const sources = [
       ...(testImages ? testImages.digits.map((d, i) => [String(i), `${title} #${d.index} (a ${d.name ?? d.label})`]) : []),

@@ -303,8 +303,7 @@ $('inp-from').onclick = () => {
   drawInpaint();
 };
 $('inp-run').onclick = () => guarded('inpaint', async () => {
-  const info = await modelInfo();
-  if (info.shape.join('x') !== inp.shape.join('x')) resetInpaint(info.shape); // not reached: loading resets it
+  await modelInfo(); // loading a model of another shape resets the canvas to it first
   const request = { ...imageRequest(4), resample: Math.max(1, +$('inp-resample').value || 1) };
   const mask = Array.from({ length: inp.shape[0] }, () => Array.from(inp.mask)).flat();
   await runImages('inpaint', { request, image: Array.from(inp.image), mask }, $('inp-out'), 4,
