@@ -35,7 +35,8 @@ fn error(model: &Rc<ImageModel>, json: &str, image: &[f32]) -> String {
 fn bad_requests_name_the_field() {
     let m = model();
     let img = digit();
-    let cases: [(&str, Vec<f32>, &[&str]); 12] = [
+    let cases: [(&str, Vec<f32>, &[&str]); 13] = [
+        (r#"{"task": "colorize"}"#, img.clone(), &["colorize", "3-channel", "1 channel"]),
         (r#"{"steps": 2}"#, vec![0.0; 783], &["image", "784", "783"]),
         (r#"{"steps": 2}"#, vec![], &["image", "784", "found 0"]),
         (r#"{"task": "denoise"}"#, img.clone(), &["task", "denoise", "super-resolution"]),
@@ -64,6 +65,34 @@ fn bad_requests_name_the_field() {
         }
     }
     assert!(InverseProblem::new(&m, r#"{"steps": 2}"#, &img).is_ok());
+}
+
+/// The page's task menu (`page_options`) says which tasks need colour images, as the core's
+/// operators do: each task offered builds on every shape the menu would offer it for (1x28x28
+/// grey, 3x16x16 and 3x32x32 colour), and is refused on the others; every factor offered divides
+/// those sides.
+#[test]
+fn the_menu_offers_what_the_core_builds() {
+    use scorediff::inverse::{Task, TaskKind};
+    let options = scorediff_web::inverse::page_options();
+    let tasks = options["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), scorediff_web::inverse::PAGE_TASKS.len());
+    assert!(tasks.iter().any(|t| t["name"] == "colorize" && t["channels"] == 3), "{options}");
+    let device = scorediff::burn::tensor::Device::flex();
+    for t in tasks {
+        let kind: TaskKind = t["name"].as_str().unwrap().parse().unwrap();
+        for shape in [[1, 28, 28], [3, 16, 16], [3, 32, 32]] {
+            let offered = t["channels"].is_null() || t["channels"] == shape[0];
+            for f in options["factors"].as_array().unwrap() {
+                let f = f.as_u64().unwrap() as usize;
+                assert!(shape[1] % f == 0 && shape[2] % f == 0);
+                let mut task = Task::new(kind);
+                task.factor = f;
+                let built = task.build(shape, &device);
+                assert_eq!(built.is_ok(), offered, "{kind} on {shape:?}: offered {offered}, built {:?}", built.err());
+            }
+        }
+    }
 }
 
 /// A run: the measurement of super-resolution x4 drawn at the image's size, the bicubic
