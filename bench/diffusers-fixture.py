@@ -54,6 +54,13 @@ def cases(model, shape, timesteps_list, seed):
     return out
 
 
+def save_cifar10_scheduler(d):
+    """google/ddpm-cifar10-32's scheduler_config.json (Ho et al. 2020's linear betas)."""
+    DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001, beta_end=0.02, variance_type="fixed_large", clip_sample=True
+    ).save_pretrained(d)
+
+
 def write(name, config, shape, timesteps_list, seed, extra=None):
     torch.manual_seed(seed)
     model = UNet2DModel(**config).eval()
@@ -90,9 +97,7 @@ def main():
         idx = [0, 1, 9, 24, 49]
         schedules[kind] = {"num_train_timesteps": 50, "beta_start": 0.0002, "beta_end": 0.03, "index": idx, "alphas_cumprod": [float(s.alphas_cumprod[i]) for i in idx]}
     d = write("diffusers-tiny", tiny, (3, 16, 16), [[0, 999], [10, 250], [500, 998]], 21, {"schedules": schedules})
-    DDPMScheduler(
-        num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001, beta_end=0.02, variance_type="fixed_large", clip_sample=True
-    ).save_pretrained(d)
+    save_cifar10_scheduler(d)
 
     variant = dict(
         sample_size=(8, 12),

@@ -1,6 +1,8 @@
 """CIFAR-size parity of the diffusers import (issue 21): google/ddpm-cifar10-32's published
 UNet2DModel config (written out here: the hub is unreachable) with seeded random weights,
-saved by diffusers' save_pretrained into OUT (default: a temporary directory) with a
+saved by diffusers' save_pretrained into OUT (default: a temporary directory) with its
+published DDPMScheduler scheduler_config.json (linear betas 1e-4..0.02, 1000 steps, fixed_large,
+clip_sample, as tests/data/diffusers-tiny's) so that native-cli import-diffusers takes it, and a
 reference.json of diffusers' eps on seeded 32x32 RGB inputs at several timesteps, in the
 format of tests/data/diffusers-tiny. bench/diffusers-parity-cifar.sh then replays it in Rust.
 
@@ -46,7 +48,8 @@ def main():
     out = sys.argv[1]
     fixture.ROOT = os.path.dirname(os.path.abspath(out))
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    fixture.write(os.path.basename(os.path.abspath(out)), CIFAR10, (3, 32, 32), [[0, 999], [10, 250], [500, 998]], 35)
+    d = fixture.write(os.path.basename(os.path.abspath(out)), CIFAR10, (3, 32, 32), [[0, 999], [10, 250], [500, 998]], 35)
+    fixture.save_cifar10_scheduler(d)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,12 @@ base_channels * channel_mult, layers_per_block = num_res_blocks, AttnDown/AttnUp
 attention levels, one attention head of the full width, norm_num_groups = groups, dropout, and
 a positional (sinusoidal) time embedding of width base_channels into a 4 * base_channels MLP.
 Parameter counts must match exactly; compare.py checks it.
+
+With `--model DIR` instead, the network is `UNet2DModel.from_pretrained(DIR)` (a diffusers
+checkpoint, e.g. bench/diffusers-parity-cifar.py's), at its config's [in_channels,
+sample_size, sample_size], with inputs [N, c*h*w]; the nfe and ddim workloads only, at the
+timestep `--timestep` (default 499: what `native-cli bench` evaluates, t = 0.5 on 1000 levels),
+FLOPs unknown (null). bench/cifar-step.sh interleaves it with `native-cli bench --model`.
 """
 
 import argparse
@@ -25,6 +31,7 @@ import sys
 import time
 
 import numpy as np
+import safetensors.torch  # noqa: F401  (before diffusers, or loading safetensors fails)
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
@@ -80,14 +87,17 @@ def timed(warmup, repeats, fn):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="scorediff U-Net config (JSON)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", help="scorediff U-Net config (JSON)")
+    which.add_argument("--model", help="a diffusers UNet2DModel directory (from_pretrained)")
+    p.add_argument("--timestep", type=float, default=None, help="timestep of nfe (default 500; 499 with --model)")
     p.add_argument("--workload", default="train,nfe")
     p.add_argument("--batches", default="1,16,64")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--ddim-steps", type=int, default=100)
     p.add_argument("--gemm-size", type=int, default=1024)
-    p.add_argument("--input", help="float32 .npy [N, 784]")
+    p.add_argument("--input", help="float32 .npy [N, c*h*w] (784 for --config)")
     p.add_argument("--forward-flops", type=int, default=0, help="FLOPs per image and forward pass (from native-cli bench)")
     p.add_argument("--params-only", action="store_true")
     args = p.parse_args()
@@ -96,9 +106,25 @@ def main():
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
-    with open(args.config) as f:
-        cfg = json.load(f)
-    model = build_unet(cfg)
+    if args.model:
+        bad = [w for w in args.workload.split(",") if w not in ("nfe", "ddim", "gemm")]
+        if bad:
+            sys.exit(f"peer.py: --model times nfe, ddim and gemm, found {','.join(bad)}")
+        model = UNet2DModel.from_pretrained(args.model)
+        side = model.config.sample_size
+        side = side if isinstance(side, int) else side[0]
+        image = [model.config.in_channels, side, side]
+        network = f"diffusers UNet2DModel ({os.path.basename(os.path.abspath(args.model))})"
+    else:
+        with open(args.config) as f:
+            cfg = json.load(f)
+        model = build_unet(cfg)
+        image = [1, 28, 28]
+        network = "diffusers UNet2DModel"
+    pixels_per_image = image[0] * image[1] * image[2]
+    timestep = args.timestep if args.timestep is not None else (499 if args.model else 500)
+    timestep = int(timestep) if float(timestep).is_integer() else timestep
+    known_flops = not args.model
     parameters = sum(p.numel() for p in model.parameters())
     if args.params_only:
         print(json.dumps({"parameters": parameters}))
@@ -108,11 +134,11 @@ def main():
     rows = max(batches)
     if args.input:
         pixels = np.load(args.input).astype(np.float32)
-        if pixels.ndim != 2 or pixels.shape[1] != 784 or pixels.shape[0] < rows:
-            sys.exit(f"peer.py: --input {args.input}: expected [N >= {rows}, 784], found {list(pixels.shape)}")
+        if pixels.ndim != 2 or pixels.shape[1] != pixels_per_image or pixels.shape[0] < rows:
+            sys.exit(f"peer.py: --input {args.input}: expected [N >= {rows}, {pixels_per_image}], found {list(pixels.shape)}")
     else:
-        pixels = np.random.default_rng(0).standard_normal((rows, 784), dtype=np.float32)
-    batch_of = lambda b: torch.from_numpy(pixels[:b].reshape(b, 1, 28, 28).copy())
+        pixels = np.random.default_rng(0).standard_normal((rows, pixels_per_image), dtype=np.float32)
+    batch_of = lambda b: torch.from_numpy(pixels[:b].reshape(b, *image).copy())
 
     ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=0.0)
@@ -121,7 +147,9 @@ def main():
 
     def measure(workload, batch, flops, times):
         med = statistics.median(times)
-        measurements.append(dict(workload=workload, batch=batch, times_s=times, median_s=med, flops=flops, gflops_per_s=flops / med / 1e9))
+        known = known_flops or workload == "gemm"
+        measurements.append(dict(workload=workload, batch=batch, times_s=times, median_s=med, flops=flops if known else None,
+                                 gflops_per_s=flops / med / 1e9 if known else None))
 
     for workload in args.workload.split(","):
         if workload == "gemm":
@@ -152,7 +180,7 @@ def main():
             elif workload == "nfe":
                 x = batch_of(b)
                 model.eval()
-                t = torch.full((b,), 500)
+                t = torch.full((b,), timestep)
 
                 def nfe():
                     with torch.no_grad():
@@ -176,8 +204,8 @@ def main():
                 sys.exit(f"peer.py: --workload: expected train, nfe, ddim or gemm, found {workload}")
 
     print(json.dumps(dict(
-        network="diffusers UNet2DModel", parameters=parameters, backend=f"torch {torch.__version__} cpu",
-        threads=torch.get_num_threads(), image=[1, 28, 28], forward_flops_per_image=args.forward_flops,
+        network=network, parameters=parameters, backend=f"torch {torch.__version__} cpu",
+        threads=torch.get_num_threads(), image=image, forward_flops_per_image=args.forward_flops if known_flops else None,
         warmup=args.warmup, repeats=args.repeats, ddim_steps=args.ddim_steps,
         measurements=measurements, peak_rss_mib=peak_rss_mib(),
     )))

@@ -15,9 +15,10 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { chromium } from 'playwright-core';
 import { ROWS, markdownTable, pairedRatios, parseArgs, roundSchedule, summarise } from './stats.mjs';
+import { machine } from './machine.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const served = ['www/', 'bench/browser/', 'target/browser-bench/'];
@@ -130,7 +131,6 @@ isolated.close();
 const table = summarise(samples, opts.batches);
 const ratios = pairedRatios(samples, opts.batches);
 const markdown = markdownTable(table, opts.batches, { rows, errors, n: workers, ratios });
-const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
 const report = {
   date: new Date().toISOString(),
   seconds: (Date.now() - started) / 1000,
@@ -139,7 +139,7 @@ const report = {
   load: { before: loadBefore, after: loadavg() },
   schedAutogroup: autogroup,
   autogroupNice: groupNice === undefined ? 'left alone' : Number(groupNice),
-  machine: { nproc: cpus().length, cpu: (cpuinfo.match(/model name\s*:\s*(.*)/) || [])[1] || cpus()[0]?.model, chromium: chromiumVersion },
+  machine: await machine(chromiumVersion),
   info,
   errors,
   table,

@@ -4,19 +4,22 @@
 // ?row=ours-flex-1 | ours-flex-n | ours-webgpu | ours-flex-1-alt (?pkg=/dir/: another build of
 // the wasm, 1 worker): our wasm in `workers` module workers
 // (worker.mjs), each with its own instance and weights, evaluating its slice of the batch.
+// ?card=/models/NAME/ (ours only): the model directory to load instead of /www/models/mnist/
+// (model-step.mjs serves one there).
 // Timed: one evaluation (ORT: session.run with the output on the CPU; ours: the round in which
 // every worker evaluates its slice and reads the output back), in ms from performance.now().
 import { splitBatch } from './stats.mjs';
 
 const ORT = '/bench/browser/node_modules/onnxruntime-web/dist/';
 const MODEL = '/target/browser-bench/unet-mnist.onnx';
-const CARD = '/www/models/mnist/';
 
 const q = new URLSearchParams(location.search);
 const row = q.get('row');
 const workers = Number(q.get('workers') || 1);
 const t = Number(q.get('t') || 0.5);
 const pkg = q.get('pkg') || '/www/pkg/';
+const CARD = q.get('card') || '/www/models/mnist/';
+if (!/^\/[\w\-/.]+\/$/.test(CARD) || CARD.includes('..')) throw new Error(`card: expected a served directory like /models/NAME/, found ${CARD}`);
 
 function standardNormal(n, seed) {
   // Box-Muller on a small LCG: inputs for ORT only (ours draws its own in the core).
@@ -73,6 +76,7 @@ async function oursRow() {
   const card = await (await fetch(CARD + 'model.json')).text();
   const weightsFile = JSON.parse(card).weights || 'weights.bpk';
   const weights = await (await fetch(CARD + weightsFile)).arrayBuffer();
+  const pixels = JSON.parse(card).shape.reduce((a, b) => a * b, 1);
   const pool = [];
   let loaded = null;
   for (let i = 0; i < n; i++) {
@@ -82,14 +86,14 @@ async function oursRow() {
     pool.push(w);
   }
   return {
-    info: { pkg, backend: loaded.backend, parameters: loaded.parameters, workers: n, crossOriginIsolated: self.crossOriginIsolated },
+    info: { pkg, card: CARD, shape: JSON.parse(card).shape, backend: loaded.backend, parameters: loaded.parameters, workers: n, crossOriginIsolated: self.crossOriginIsolated },
     async evaluate(batch) {
       const slices = splitBatch(batch, n);
       const start = performance.now();
       const replies = await Promise.all(slices.map((b, i) => call(pool[i], { type: 'eval', batch: b, t })));
       const ms = performance.now() - start;
       const values = replies.reduce((s, r) => s + r.values, 0);
-      if (values !== batch * 784 || !replies.every((r) => r.finite)) throw new Error(`ours gave ${values} values (finite: ${replies.map((r) => r.finite)})`);
+      if (values !== batch * pixels || !replies.every((r) => r.finite)) throw new Error(`ours gave ${values} values (finite: ${replies.map((r) => r.finite)})`);
       return ms;
     },
   };
