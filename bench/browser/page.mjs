@@ -74,9 +74,10 @@ async function oursRow() {
   const device = row === 'ours-webgpu' ? 'webgpu' : 'flex';
   const n = row === 'ours-flex-n' ? workers : 1;
   const card = await (await fetch(CARD + 'model.json')).text();
-  const weightsFile = JSON.parse(card).weights || 'weights.bpk';
+  const { weights: named, shape } = JSON.parse(card);
+  const weightsFile = named || 'weights.bpk';
   const weights = await (await fetch(CARD + weightsFile)).arrayBuffer();
-  const pixels = JSON.parse(card).shape.reduce((a, b) => a * b, 1);
+  const pixels = shape.reduce((a, b) => a * b, 1);
   const pool = [];
   let loaded = null;
   for (let i = 0; i < n; i++) {
@@ -86,7 +87,7 @@ async function oursRow() {
     pool.push(w);
   }
   return {
-    info: { pkg, card: CARD, shape: JSON.parse(card).shape, backend: loaded.backend, parameters: loaded.parameters, workers: n, crossOriginIsolated: self.crossOriginIsolated },
+    info: { pkg, card: CARD, shape, backend: loaded.backend, parameters: loaded.parameters, workers: n, crossOriginIsolated: self.crossOriginIsolated },
     async evaluate(batch) {
       const slices = splitBatch(batch, n);
       const start = performance.now();
