@@ -8,7 +8,7 @@
 #   scripts/browser-tests.sh --unit     the wasm-bindgen tests only
 #   scripts/browser-tests.sh --e2e      the end-to-end tests only (builds www/pkg and the release
 #                                       native-cli first; before that, the node test of the
-#                                       worker's file cache): the page (e2e.mjs), then an
+#                                       worker's file cache and the static server): the page (e2e.mjs), then an
 #                                       imported diffusers model, page against command line
 #                                       (diffusers.mjs)
 set -euo pipefail
@@ -43,8 +43,9 @@ if [[ $what == all || $what == --unit ]]; then
     wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release -- --locked --test browser)
 fi
 if [[ $what == all || $what == --e2e ]]; then
-  # The worker's model-file cache (www/files.js) under node alone: no build, no browser.
-  (cd tests/e2e && node --test files.test.mjs)
+  # The worker's model-file cache (www/files.js) and the static server (serve.mjs) under node
+  # alone: no build, no browser.
+  (cd tests/e2e && node --test files.test.mjs serve.test.mjs)
   ./run.sh --no-serve
   # diffusers.mjs compares the page with the release command line on an imported model.
   cargo build --release -p native-cli --locked

@@ -10,38 +10,23 @@
 // Serves www/, bench/browser/ and target/browser-bench/ (the ONNX file) itself.
 // Options: see stats.mjs parseArgs. Environment: CHROMIUM (default /usr/bin/chromium),
 // BENCH_AUTOGROUP_NICE (below).
-import { createServer } from 'node:http';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { chromium } from 'playwright-core';
 import { ROWS, markdownTable, pairedRatios, parseArgs, roundSchedule, summarise } from './stats.mjs';
 import { machine } from './machine.mjs';
+import { serve } from '../../tests/e2e/serve.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const served = ['www/', 'bench/browser/', 'target/browser-bench/'];
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
-function serve(isolated) {
-  const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/^\/+/, '');
-    const file = resolve(root, path);
-    const headers = isolated ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' } : {};
-    if (!file.startsWith(root + sep) || !served.some((p) => path.startsWith(p))) {
-      res.writeHead(404, headers).end('not served');
-      return;
-    }
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { ...headers, 'Content-Type': types[extname(file)] || 'application/octet-stream', 'Cache-Control': 'no-store' }).end(body);
-    } catch {
-      res.writeHead(404, headers).end('not found');
-    }
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
-}
+// The parts of the repository the page needs, each served under its own path, with no caching;
+// the N-thread ORT row's origin is cross-origin isolated (COOP/COEP), for SharedArrayBuffer.
+const isolation = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' };
+const serveParts = (headers) => serve(null, Object.fromEntries(served.map((p) => [`/${p}`, join(root, p)])), { headers: { 'Cache-Control': 'no-store', ...headers } });
 
 const opts = parseArgs(process.argv.slice(2));
 for (const need of ['target/browser-bench/unet-mnist.onnx', 'www/pkg/scorediff_web.js', 'bench/browser/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs']) {
@@ -57,8 +42,8 @@ if (!(await readFile(join(root, 'www/pkg/scorediff_web.js'), 'utf8')).includes('
   process.exit(2);
 }
 
-const plain = await serve(false);
-const isolated = await serve(true);
+const plain = await serveParts({});
+const isolated = await serveParts(isolation);
 // launchServer gives the browser's process (for its autogroup, below); connect to it as usual.
 const browserServer = await chromium.launchServer({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--enable-unsafe-webgpu', '--no-sandbox'] });
 const browser = await chromium.connect(browserServer.wsEndpoint());
@@ -83,13 +68,13 @@ const pages = {};
 const info = {};
 const errors = {};
 for (const r of rows) {
-  const port = (r.id === 'ort-wasm-n' ? isolated : plain).address().port;
+  const base = (r.id === 'ort-wasm-n' ? isolated : plain).url;
   const page = await context.newPage();
   const consoleLines = [];
   page.on('console', (m) => consoleLines.push(m.text()));
   page.on('pageerror', (e) => consoleLines.push(String(e)));
   const pkg = r === alt ? `&pkg=${encodeURIComponent('/' + opts.altPkg.replace(/\/?$/, '/'))}` : '';
-  await page.goto(`http://127.0.0.1:${port}/bench/browser/page.html?row=${r.id}&workers=${workers}&t=${opts.t}${pkg}`);
+  await page.goto(`${base}bench/browser/page.html?row=${r.id}&workers=${workers}&t=${opts.t}${pkg}`);
   try {
     info[r.id] = await page.evaluate(() => window.bench.ready);
     pages[r.id] = page;

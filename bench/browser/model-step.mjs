@@ -7,17 +7,16 @@
 //   node bench/browser/model-step.mjs --model DIR [--batch 16] [--rounds 3] [--reps 1] [--t 0.5]
 // Needs www/pkg with BenchModel (./run.sh --no-serve) and bench/browser/node_modules (npm ci).
 // Environment: CHROMIUM (default /usr/bin/chromium).
-import { createServer } from 'node:http';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { chromium } from 'playwright-core';
 import { median } from './stats.mjs';
 import { machine } from './machine.mjs';
+import { serve } from '../../tests/e2e/serve.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
 function options(argv) {
   const o = { model: null, batch: 16, rounds: 3, reps: 1, t: 0.5 };
@@ -44,19 +43,7 @@ if (!(await readFile(join(root, 'www/pkg/scorediff_web.js'), 'utf8').catch(() =>
 }
 
 // www/pkg/ and bench/browser/ from the repository, models/NAME/ from --model.
-const server = createServer(async (req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/^\/+/, '');
-  const [base, rel] = path.startsWith(`models/${name}/`) ? [modelDir, path.slice(`models/${name}/`.length)] : [root, path];
-  const file = resolve(base, rel);
-  const inside = base === modelDir ? file.startsWith(modelDir + sep) : ['www/pkg/', 'bench/browser/'].some((p) => path.startsWith(p)) && file.startsWith(root + sep);
-  if (!inside) return res.writeHead(404).end('not served');
-  try {
-    res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream', 'Cache-Control': 'no-store' }).end(await readFile(file));
-  } catch {
-    res.writeHead(404).end('not found');
-  }
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const server = await serve(null, { '/www/pkg/': join(root, 'www/pkg'), '/bench/browser/': join(root, 'bench/browser'), [`/models/${name}/`]: modelDir }, { headers: { 'Cache-Control': 'no-store' } });
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
 const page = await browser.newPage();
@@ -65,7 +52,7 @@ page.on('console', (m) => consoleLines.push(m.text()));
 page.on('pageerror', (e) => consoleLines.push(String(e)));
 const started = Date.now();
 const loadBefore = loadavg();
-await page.goto(`http://127.0.0.1:${server.address().port}/bench/browser/page.html?row=ours-flex-1&workers=1&t=${opts.t}&card=/models/${name}/`);
+await page.goto(`${server.url}bench/browser/page.html?row=ours-flex-1&workers=1&t=${opts.t}&card=/models/${name}/`);
 let info;
 try {
   info = await page.evaluate(() => window.bench.ready);

@@ -3,11 +3,10 @@
 // function name, the top `top` printed. Needs a build with wasm names (wasm-pack's output
 // before scripts/wasm-strip-names.py), e.g. target/browser-bench/pkg-o3/.
 //   node bench/browser/profile.mjs --pkg target/browser-bench/pkg-o3 [--batch 8 --reps 10 --top 30]
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { dirname, extname, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serve } from '../../tests/e2e/serve.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = Object.fromEntries(process.argv.slice(2).reduce((a, x, i, all) => (i % 2 ? a : [...a, [x.replace(/^--/, ''), all[i + 1]]]), []));
@@ -15,22 +14,10 @@ const pkg = '/' + (args.pkg || 'www/pkg').replace(/\/?$/, '/');
 const batch = Number(args.batch || 8);
 const reps = Number(args.reps || 10);
 const top = Number(args.top || 30);
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
-const server = createServer(async (req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/^\/+/, '');
-  const file = resolve(root, path);
-  if (!file.startsWith(root + sep) || !['www/', 'bench/browser/', 'target/browser-bench/'].some((p) => path.startsWith(p))) return res.writeHead(404).end();
-  try {
-    const body = await readFile(file);
-    res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream' }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const server = await serve(null, Object.fromEntries(['www/', 'bench/browser/', 'target/browser-bench/'].map((p) => [`/${p}`, join(root, p)])));
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
 const page = await browser.newPage();
-await page.goto(`http://127.0.0.1:${server.address().port}/bench/browser/profile.html?pkg=${encodeURIComponent(pkg)}`);
+await page.goto(`${server.url}bench/browser/profile.html?pkg=${encodeURIComponent(pkg)}`);
 await page.evaluate(() => window.ready);
 await page.evaluate(([b]) => window.run(b, 2), [batch]);
 const cdp = await page.context().newCDPSession(page);

@@ -18,10 +18,10 @@
 import { chromium } from 'playwright-core';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { createServer } from 'node:http';
-import { dirname, extname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openFlexPage, run as poolChecks, sampleOnPage } from './pool.mjs';
+import { serve } from './serve.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const www = resolve(here, '../../www');
@@ -32,22 +32,8 @@ if (!existsSync(join(www, 'pkg', 'scorediff_web_bg.wasm')) || !existsSync(join(w
   process.exit(2);
 }
 
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm' };
-const server = createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-  const file = join(www, path.endsWith('/') ? path + 'index.html' : path);
-  if (!file.startsWith(www)) { res.writeHead(403); res.end(); return; }
-  try {
-    const body = readFileSync(file);
-    res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream' });
-    res.end(body);
-  } catch {
-    res.writeHead(404);
-    res.end('not found');
-  }
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const url = `http://127.0.0.1:${server.address().port}/`;
+const server = await serve(www);
+const url = server.url;
 // launchServer gives the browser's process (for its CPU time); connect to it as usual.
 const browserServer = await chromium.launchServer({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
 const browserProcess = browserServer.process();
