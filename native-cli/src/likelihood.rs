@@ -96,7 +96,11 @@ struct LikelihoodSummary {
     bits_per_dim: f64,
     /// `Some(offset)` when the data were 8-bit and dequantized (bits/dim includes it).
     dequantization_offset_bits: Option<f64>,
+    /// Network evaluations per point: those of the solve its batch was in (RK45 is adaptive:
+    /// the largest over batches), as `eval`'s `sampling.nfe` is per sample.
     nfe: usize,
+    /// Evaluations of the batched network over all batches (the cost).
+    nfe_total: usize,
     n: usize,
     dim: usize,
     divergence: String,
@@ -121,7 +125,10 @@ struct VlbSummary {
     variance: String,
     levels: usize,
     clip_denoised: bool,
+    /// Network evaluations per point (one per level), as `eval`'s `sampling.nfe` is per sample.
     nfe: usize,
+    /// Evaluations of the batched network over all batches (levels times batches).
+    nfe_total: usize,
     n: usize,
     dim: usize,
 }
@@ -178,6 +185,7 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
         parts.push(vlb_likelihood(&unet as &dyn ScoreModel<4>, &sde, x, variance, true, &mut noise, progress));
     }
     spinner.finish_and_clear();
+    let nfe = parts.iter().map(|p| p.nfe).max().unwrap_or(0);
     let l = Vlb::merge(parts);
     let total = l.total();
     if let Some(i) = total.iter().position(|v| !v.is_finite()) {
@@ -196,7 +204,8 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
         variance: variance.to_string(),
         levels,
         clip_denoised: true,
-        nfe: l.nfe,
+        nfe,
+        nfe_total: l.nfe,
         n,
         dim: l.dim,
     };
@@ -204,14 +213,15 @@ fn vlb(args: &LikelihoodArgs, source: &ModelSource) -> Result<()> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
-            "NLL <= {:.4} nats ({:.4} bits/dim: prior {:.4}, KL terms {:.4}, decoder {:.4}) over {} points of dim {} by the variational bound of {} levels, {} variance; {} NFE",
-            summary.nll_nats, summary.bits_per_dim, prior, kl, decoder, summary.n, summary.dim, levels, summary.variance, summary.nfe
+            "NLL <= {:.4} nats ({:.4} bits/dim: prior {:.4}, KL terms {:.4}, decoder {:.4}) over {} points of dim {} by the variational bound of {} levels, {} variance; {} NFE per point ({} in all)",
+            summary.nll_nats, summary.bits_per_dim, prior, kl, decoder, summary.n, summary.dim, levels, summary.variance, summary.nfe, summary.nfe_total
         );
     }
     Ok(())
 }
 
-/// Concatenates per-batch results (per-sample vectors; NFE summed).
+/// Concatenates per-batch results (per-sample vectors; NFE summed: the evaluations of the batched
+/// network in all).
 fn merge(parts: Vec<Likelihood>) -> Likelihood {
     let dim = parts.first().map_or(0, |p| p.dim);
     let mut all = Likelihood { log_prob: vec![], prior_logp: vec![], delta_logp: vec![], latent: vec![], nfe: 0, dim };
@@ -301,6 +311,7 @@ pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
         parts.push(part);
     }
     spinner.finish_and_clear();
+    let nfe = parts.iter().map(|p| p.nfe).max().unwrap_or(0);
     let l = merge(parts);
     if let Some(i) = l.log_prob.iter().position(|v| !v.is_finite()) {
         bail!("the likelihood of point {i} is not finite ({}); try a smaller --rtol/--atol", l.log_prob[i]);
@@ -312,7 +323,8 @@ pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
         nll_nats_per_dim: nll / l.dim as f64,
         bits_per_dim: deq.map_or(l.bits_per_dim(), |d| d.bits_per_dim(&l)),
         dequantization_offset_bits: deq.map(|d| d.offset_bits()),
-        nfe: l.nfe,
+        nfe,
+        nfe_total: l.nfe,
         n,
         dim: l.dim,
         divergence: divergence.to_string(),
@@ -322,8 +334,8 @@ pub fn likelihood(args: &LikelihoodArgs) -> Result<()> {
     } else {
         let deq_note = summary.dequantization_offset_bits.map(|o| format!(", dequantized 8-bit data (+{o} bits/dim offset)")).unwrap_or_default();
         println!(
-            "NLL {:.4} nats ({:.4} nats/dim, {:.4} bits/dim) over {} points of dim {}; {} NFE, {} divergence{deq_note}",
-            summary.nll_nats, summary.nll_nats_per_dim, summary.bits_per_dim, summary.n, summary.dim, summary.nfe, summary.divergence
+            "NLL {:.4} nats ({:.4} nats/dim, {:.4} bits/dim) over {} points of dim {}; {} NFE per point ({} in all), {} divergence{deq_note}",
+            summary.nll_nats, summary.nll_nats_per_dim, summary.bits_per_dim, summary.n, summary.dim, summary.nfe, summary.nfe_total, summary.divergence
         );
     }
     Ok(())

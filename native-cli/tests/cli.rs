@@ -102,7 +102,10 @@ fn likelihood_matches_the_analytic_density() {
     let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(json["divergence"], "exact", "exact is the default for dim <= 16");
     assert_eq!((json["n"].as_u64(), json["dim"].as_u64()), (Some(n as u64), Some(2)));
-    assert!(json["nfe"].as_u64().unwrap() > 0);
+    // NFE per point is the largest solve's (RK45 is adaptive); 200 points at the default batch
+    // of 16 are 13 solves, which the total counts.
+    let (nfe, total) = (json["nfe"].as_u64().unwrap(), json["nfe_total"].as_u64().unwrap());
+    assert!(nfe > 0 && total > nfe && total <= 13 * nfe, "nfe {nfe}, nfe_total {total}");
 
     // -log p_{t_min}(x) with p_{t_min} the mixture perturbed to the time the data is placed at.
     let (m, sigma) = file.sde.build().unwrap().marginal(1e-5);
@@ -742,8 +745,8 @@ fn learned_variance_run_trains_samples_and_gives_vlb_bits_per_dim() {
     let parts: f64 = ["prior_bits_per_dim", "kl_bits_per_dim", "decoder_bits_per_dim"].iter().map(|k| v[k].as_f64().unwrap()).sum();
     assert!((parts - bpd).abs() < 1e-9 * bpd.max(1.0), "{v}");
     assert_eq!((v["method"].as_str(), v["variance"].as_str(), v["levels"].as_u64()), (Some("vlb"), Some("learned"), Some(30)));
-    // 30 levels for each of the two batches (2 + 1 images).
-    assert_eq!((v["n"].as_u64(), v["dim"].as_u64(), v["nfe"].as_u64()), (Some(3), Some(784), Some(60)));
+    // 30 levels per image, for each of the two batches (2 + 1 images).
+    assert_eq!((v["n"].as_u64(), v["dim"].as_u64(), v["nfe"].as_u64(), v["nfe_total"].as_u64()), (Some(3), Some(784), Some(30), Some(60)));
     // The export directory carries the variance: the same bound from the same seed.
     let exp = dir.path("hybrid-export");
     run_ok(&["export", "--model", s(&run_dir), "--out", s(&exp)]);
