@@ -7,10 +7,10 @@
 #   scripts/browser-tests.sh            both
 #   scripts/browser-tests.sh --unit     the wasm-bindgen tests only
 #   scripts/browser-tests.sh --e2e      the end-to-end tests only (builds www/pkg and the release
-#                                       native-cli first; before that, the node test of the
-#                                       worker's file cache and the static server): the page (e2e.mjs), then an
-#                                       imported diffusers model, page against command line
-#                                       (diffusers.mjs)
+#                                       native-cli first; before that, the node tests of the
+#                                       worker's file cache and the static server): the page
+#                                       (e2e.mjs), then an imported diffusers model, page
+#                                       against command line (diffusers.mjs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
