@@ -83,6 +83,9 @@ export function setupInverse({ call, guarded, state, drawGrid, stop, modelInfo, 
       $('inv-steps').value = String(d.steps);
       $('inv-zeta').value = String(d.zeta);
       $('inv-noise').value = String(d.noise);
+      const label = { page: 'where the page computes', flex: 'the CPU (Flex)' };
+      $('inv-device').innerHTML = options.devices.map((v) => `<option value="${v}">${label[v] || v}</option>`).join('');
+      $('inv-device').value = d.device;
     }
     const info = await modelInfo();
     const key = `${info.name} ${info.shape.join('x')}`;
@@ -153,6 +156,7 @@ export function setupInverse({ call, guarded, state, drawGrid, stop, modelInfo, 
     const request = {
       task: $('inv-task').value, factor: +$('inv-factor').value, steps: +$('inv-steps').value,
       zeta: +$('inv-zeta').value, noise: +$('inv-noise').value, seed: +$('inv-seed').value,
+      device: $('inv-device').value,
     };
     const source = await image(info.shape);
     const every = Math.max(1, +$('inv-every').value || 1);
@@ -178,7 +182,7 @@ export function setupInverse({ call, guarded, state, drawGrid, stop, modelInfo, 
             drawGrid($('inv-baseline'), m.baseline, shape, 1);
             caption('inv-baseline-cap', `baseline: ${m.info.baseline.name}, ${db(m.info.baseline.scores)}`);
           } else caption('inv-baseline-cap', `no baseline for ${m.info.task} in the core`);
-          $('inv-note').textContent = `${m.info.note}.`;
+          $('inv-note').textContent = `DPS runs on ${m.info.backend}: a network evaluation and its backward pass per step.`;
           state.inverse.info = m.info;
           return;
         }

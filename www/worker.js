@@ -147,14 +147,13 @@ const handlers = {
   },
   // Inverse problems (inverse.js, web/src/inverse.rs): the image measured for the task, posted
   // at once (progress with stage 'measured': measurement, baseline, truth, info), then DPS
-  // stepped by drive() on Flex and its output scored against the truth.
+  // stepped by drive() on the request's device and its output scored against the truth.
   async 'inverse-options'() {
     return JSON.parse(wasm.inverseOptions());
   },
   async inverse({ id, name, request, image, every, denoised }) {
     const model = images.get(name);
     if (!model) throw new Error(`the image model ${name} is not loaded in this worker`);
-    model.checkDps(); // loads the Flex copy DPS differentiates through (either network), before the image is measured
     const problem = new wasm.InverseProblem(model, JSON.stringify(request), new Float32Array(image));
     try {
       const info = JSON.parse(problem.info());

@@ -16,6 +16,8 @@
 import { join } from 'node:path';
 
 const STEPS = +(process.env.E2E_INVERSE_STEPS || 100);
+const GPU_STEPS = 10;
+const GPU_TOLERANCE = 0.05;
 
 async function waitFor(page, key, timeout) {
   await page.waitForFunction((k) => ['done', 'error'].includes(document.body.dataset[k]), key, { timeout });
@@ -37,7 +39,8 @@ export async function run({ page, check, report, out, useFixture }) {
   const refused = await page.evaluate(() => [document.body.dataset.inverse, document.body.dataset.error || '']);
   check(refused[0] === 'error' && /Steps/.test(refused[1]), `inverse: 0 steps is refused naming the control ("${refused[1].slice(0, 100)}")`);
 
-  // DPS super-resolution x4 of test digit #0, against bicubic.
+  // DPS super-resolution x4 of test digit #0, against bicubic, on Flex (the numbers above).
+  await page.selectOption('#inv-device', 'flex');
   await page.fill('#inv-steps', String(STEPS));
   await page.fill('#inv-seed', '0');
   await page.fill('#inv-every', '10');
@@ -69,4 +72,31 @@ export async function run({ page, check, report, out, useFixture }) {
     console.log('skip inverse: DPS against bicubic (fixture model)');
   }
   await page.locator('#inverse').screenshot({ path: join(out, 'inverse.png') });
+
+  // Where the page computes on WebGPU, DPS runs there too (burn's autodiff on wgpu, the step
+  // sizes kept on the device): GPU_STEPS steps of the same problem and seed where the page
+  // computes and on Flex give the same image up to float error (GPU_TOLERANCE; a missing or
+  // wrong gradient step, which the ancestral noise alone does not undo, differs by order 1).
+  const backend = await page.evaluate(() => document.body.dataset.backend);
+  if (backend !== 'webgpu') {
+    console.log(`skip inverse: DPS on WebGPU (the page computes on ${backend})`);
+    return;
+  }
+  const solveOn = async (device) => {
+    await page.selectOption('#inv-device', device);
+    await page.fill('#inv-steps', String(GPU_STEPS));
+    await page.click('#inv-run');
+    await page.waitForFunction(() => document.body.dataset.inverse === 'running', null, { timeout: 10000 }).catch(() => {});
+    const status = await waitFor(page, 'inverse', 900000);
+    return { status, ...(await page.evaluate(() => window.scorediff.inverse || {})), error: await page.evaluate(() => document.body.dataset.error || '') };
+  };
+  const gpu = await solveOn('page');
+  const cpu = await solveOn('flex');
+  await page.selectOption('#inv-device', 'page');
+  const diff = gpu.output && cpu.output ? Math.max(...gpu.output.map((v, i) => Math.abs(v - cpu.output[i]))) : NaN;
+  report.inverseWebgpu = { steps: GPU_STEPS, msPerStep: gpu.msPerStep, flexMsPerStep: cpu.msPerStep, psnr: gpu.psnr, flexPsnr: cpu.psnr, maxDiff: diff };
+  check(gpu.status === 'done' && gpu.backend === 'webgpu' && cpu.backend === 'flex',
+    `inverse: DPS runs where the page computes (${gpu.backend}, ${gpu.msPerStep?.toFixed(0)} ms/step) and on request on ${cpu.backend}${gpu.error ? '; ' + gpu.error : ''}`);
+  check(diff < GPU_TOLERANCE, `inverse: ${GPU_STEPS} DPS steps on WebGPU give Flex's image (largest difference ${diff.toExponential(2)}, ` +
+    `tolerance ${GPU_TOLERANCE}; PSNR ${gpu.psnr?.toFixed(3)} against ${cpu.psnr?.toFixed(3)} dB)`);
 }

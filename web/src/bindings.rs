@@ -138,13 +138,6 @@ impl JsImageModel {
         self.0.info().to_string()
     }
 
-    /// Readies DPS (the inverse problems) before anything is measured: loads the Flex copy of
-    /// the network it differentiates through (the core's U-Net or an imported diffusers one).
-    #[wasm_bindgen(js_name = checkDps)]
-    pub fn check_dps(&self) -> Result<(), JsError> {
-        self.0.check_dps().map_err(err)
-    }
-
     /// Starts sampling; `request` is JSON `{"sampler": {"kind", "steps", ...}, "seed", "first",
     /// "batch", "label", "guidance"}`: images `first..first + batch` of the seed's run (`first`
     /// 0 unless given), the same whatever the batch, so parallel workers can split a run.

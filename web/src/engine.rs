@@ -196,7 +196,7 @@ impl ImageModel {
     }
 
     /// The network on `backend`'s device (loading the Flex copy the first time): what the runs
-    /// evaluate, and what DPS differentiates through on Flex (web/src/inverse.rs).
+    /// evaluate, and what DPS differentiates through (web/src/inverse.rs).
     pub(crate) fn image_net(&self, backend: Backend) -> Result<&ImageNet, String> {
         if backend == self.target.backend {
             return Ok(&self.net);
@@ -208,11 +208,9 @@ impl ImageModel {
         Ok(self.flex_net.get().expect("just set"))
     }
 
-    /// Readies DPS (the inverse problems' method), before anything is measured: loads the Flex
-    /// copy of the network it differentiates through (either network: the core's U-Net or an
-    /// imported diffusers `UNet2DModel`); `Err` when that copy does not load.
-    pub fn check_dps(&self) -> Result<(), String> {
-        self.image_net(Backend::Flex).map(|_| ())
+    /// The backend the model was loaded on (where the page computes).
+    pub fn backend(&self) -> Backend {
+        self.target.backend
     }
 
     /// The refusal of `feature` for an imported model: it needs the core's U-Net.
@@ -292,7 +290,8 @@ impl ImageModel {
         if kind.reads_back() { Backend::Flex } else { self.target.backend }
     }
 
-    fn device(&self, backend: Backend) -> Device {
+    /// The device of `backend`: the model's own, or Flex's.
+    pub(crate) fn device(&self, backend: Backend) -> Device {
         if backend == self.target.backend { self.target.device.clone() } else { Device::flex() }
     }
 

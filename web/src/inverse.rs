@@ -12,15 +12,17 @@
 //! step like any sampling run.
 //!
 //! # Where DPS runs
-//! On Flex (the CPU), also when the page chose WebGPU: every DPS step reads the residual's norms
-//! back to set `zeta_i` (the core's DPS transition says so, `reads_back`), and the browser
-//! forbids synchronous reads of GPU memory. The gradient goes through burn's autodiff: the core
-//! lifts `x_i` onto Flex's autodiff device at each step and evaluates the network there (the
-//! core's [`ImageNet`](scorediff::model::ImageNet): the core's U-Net or an imported diffusers
+//! Where the page computes (WebGPU where it chose WebGPU), or on Flex (the CPU) when the request
+//! says `"device": "flex"`. The core's DPS step computes `zeta_i` on the device and reads
+//! nothing back, so a WebGPU step never waits on a synchronous read the browser forbids. The
+//! gradient goes through burn's autodiff, which decorates either backend: the core lifts `x_i`
+//! onto the device's autodiff at each step and evaluates the network there (the core's
+//! [`ImageNet`](scorediff::model::ImageNet): the core's U-Net or an imported diffusers
 //! `UNet2DModel`, one code path for both); the network's weights stay on the plain device and
 //! take part as constants (in inference mode, `Module::valid`), so the backward pass computes
 //! `grad_{x_i}` alone, not the weights' gradients a network loaded on the autodiff device would
-//! also accumulate.
+//! also accumulate. The measurement, the baseline and the scores are computed on Flex (they read
+//! back at once) and `y` is moved to the run's device.
 //!
 //! # Seeds
 //! One [`NoiseSource`] from the request's seed draws the measurement noise first, then the
@@ -74,7 +76,12 @@ pub struct InverseRequest {
     pub noise: f64,
     /// Seed of the measurement noise, the prior draw and every step's noise.
     pub seed: u64,
+    /// Where DPS runs: `page` (where the page computes) or `flex` (the CPU).
+    pub device: String,
 }
+
+/// The names of [`InverseRequest::device`]'s choices.
+pub const DEVICES: [&str; 2] = ["page", "flex"];
 
 impl Default for InverseRequest {
     fn default() -> Self {
@@ -86,18 +93,19 @@ impl Default for InverseRequest {
             zeta: DEFAULT_ZETA,
             noise: DEFAULT_SIGMA_Y,
             seed: 0,
+            device: DEVICES[0].into(),
         }
     }
 }
 
 /// The page's menus and defaults as JSON: `{"tasks": [{"name", "baseline", "channels"}],
-/// "factors", "defaults": InverseRequest}` (`channels`: [`task_channels`], null for any).
+/// "factors", "devices", "defaults": InverseRequest}` (`channels`: [`task_channels`], null for any).
 pub fn page_options() -> serde_json::Value {
     let tasks: Vec<_> = PAGE_TASKS
         .iter()
         .map(|&k| serde_json::json!({"name": k.name(), "baseline": Task::new(k).baseline_kind().map(BaselineKind::name), "channels": task_channels(k)}))
         .collect();
-    serde_json::json!({"tasks": tasks, "factors": PAGE_FACTORS, "defaults": InverseRequest::default()})
+    serde_json::json!({"tasks": tasks, "factors": PAGE_FACTORS, "devices": DEVICES, "defaults": InverseRequest::default()})
 }
 
 /// A baseline reconstruction and its scores against the truth.
@@ -130,6 +138,8 @@ pub struct InverseProblem {
     baseline: Option<BaselineResult>,
     operator: String,
     noise: Option<NoiseSource>,
+    /// Where DPS runs.
+    backend: Backend,
 }
 
 impl InverseProblem {
@@ -166,6 +176,14 @@ impl InverseProblem {
         if !(request.zeta.is_finite() && request.zeta >= 0.0) {
             return Err(format!("zeta: expected a finite step size >= 0, found {}", request.zeta));
         }
+        let backend = match request.device.as_str() {
+            "page" => model.backend(),
+            "flex" => Backend::Flex,
+            other => return Err(format!("device: expected one of {}, found {other:?}", DEVICES.join(", "))),
+        };
+        // Loads the Flex copy DPS differentiates through when it runs there (either network),
+        // before anything is measured.
+        model.image_net(backend)?;
         let noise_model = MeasurementNoise::Gaussian { sigma: request.noise };
         noise_model.validate().map_err(|e| e.to_string())?;
         let mut task = Task::new(kind);
@@ -204,22 +222,27 @@ impl InverseProblem {
             measurement_scores,
             baseline,
             noise: Some(noise),
+            backend,
         })
     }
 
-    /// Starts DPS on the measurement: a run on Flex (see the module docs) to step with
-    /// [`Run::step`]; once per problem.
+    /// Starts DPS on the measurement: a run on the request's device (see the module docs) to
+    /// step with [`Run::step`]; once per problem.
     ///
     /// # Errors
     /// When started a second time, or what the core's DPS refuses.
     pub fn start(&mut self) -> Result<Run, String> {
         let mut noise = self.noise.take().ok_or("start: this measurement's run was already started; measure again for another run")?;
-        let device = Device::flex();
-        self.model.check_dps()?;
+        let device = self.model.device(self.backend);
         let op = self.task.build(self.model.image_shape(), &device)?;
-        let problem = Problem { task: &self.task, op, y: self.y.clone(), noise: self.noise_model, image: self.model.image_shape() };
+        let problem = Problem { task: &self.task, op, y: self.y.clone().to_device(&device), noise: self.noise_model, image: self.model.image_shape() };
         let run = self.method.start(&self.config, self.model.sde.as_ref(), problem, &mut noise, &device).map_err(|e| e.to_string())?;
-        Ok(Run::image(self.model.clone(), &ImageRequest::default(), Backend::Flex, run, noise))
+        Ok(Run::image(self.model.clone(), &ImageRequest::default(), self.backend, run, noise))
+    }
+
+    /// Where DPS runs.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// PSNR and SSIM of `result` (`[c, h, w]`) against the ground truth; for phase retrieval
@@ -260,8 +283,7 @@ impl InverseProblem {
             "measurement_shape": self.measurement_shape,
             "measurement_scores": self.measurement_scores,
             "baseline": self.baseline,
-            "backend": Backend::Flex.name(),
-            "note": "DPS runs on the CPU (Flex): each step reads the residual's norm back for its step size, which WebGPU does not allow in the browser",
+            "backend": self.backend.name(),
         })
     }
 }
@@ -284,14 +306,14 @@ mod js {
     #[wasm_bindgen(js_class = InverseProblem)]
     impl JsInverseProblem {
         /// Measures `image` (`[c*h*w]` in `[-1, 1]`) for `request` (JSON `{"task", "factor",
-        /// "sampler", "steps", "zeta", "noise", "seed"}`, all optional).
+        /// "sampler", "steps", "zeta", "noise", "seed", "device"}`, all optional).
         #[wasm_bindgen(constructor)]
         pub fn new(model: &JsImageModel, request: &str, image: Vec<f32>) -> Result<JsInverseProblem, JsError> {
             Ok(Self(super::InverseProblem::new(&model.0, request, &image).map_err(err)?))
         }
 
         /// JSON: task, operator, method, request, measurement_shape, measurement_scores,
-        /// baseline {name, scores}, backend, note.
+        /// baseline {name, scores}, backend.
         pub fn info(&self) -> String {
             self.0.info().to_string()
         }

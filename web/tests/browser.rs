@@ -15,6 +15,7 @@ mod common;
 
 use common::*;
 use scorediff_web::engine::{Backend, ImageModel, Lab, PointModel, Target};
+use scorediff_web::inverse::InverseProblem;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen_test::*;
@@ -35,10 +36,17 @@ async fn read(t: scorediff_web::scorediff::burn::tensor::Tensor<1>) -> Vec<f32> 
 
 /// The image cases on `target`.
 async fn image_numbers(target: Target) -> BTreeMap<String, Vec<f32>> {
-    let model = Rc::new(ImageModel::load(MODEL_JSON, WEIGHTS.to_vec(), target).expect("fixture loads"));
+    let model = Rc::new(ImageModel::load(MODEL_JSON, WEIGHTS.to_vec(), target.clone()).expect("fixture loads"));
     let mut out = BTreeMap::new();
     for (name, request) in image_cases() {
         let mut run = model.sample(&request).expect("run starts");
+        while run.step().expect("step") {}
+        out.insert(name.to_string(), read(run.state_tensor()).await);
+    }
+    // DPS where the page computes: on WebGPU its autodiff and on-device step sizes.
+    for (name, request) in dps_cases() {
+        let mut run = InverseProblem::new(&model, request, &bar()).expect("measures").start().expect("run starts");
+        assert_eq!(run.backend(), target.backend);
         while run.step().expect("step") {}
         out.insert(name.to_string(), read(run.state_tensor()).await);
     }

@@ -202,7 +202,6 @@ fn residual(y: &Tensor<4>, x: &[f32]) -> f64 {
 fn imported_model_solves_by_dps_what_the_command_line_solves() {
     let dir = imported("dps");
     let model = page_model(&dir);
-    model.check_dps().unwrap();
     let image = colour_image();
     let (measurement, page) = page_dps(&model, &image, DEFAULT_ZETA, SEED);
     assert_eq!(measurement.len(), 3 * 16 * 16, "the measurement drawn at the card's colour 16x16");

@@ -19,7 +19,7 @@ fn model() -> Rc<ImageModel> {
 
 /// A vertical bar on black.
 fn digit() -> Vec<f32> {
-    (0..784).map(|i| if (12..16).contains(&(i % 28)) && (4..24).contains(&(i / 28)) { 1.0 } else { -1.0 }).collect()
+    common::bar()
 }
 
 fn error(model: &Rc<ImageModel>, json: &str, image: &[f32]) -> String {
@@ -35,7 +35,7 @@ fn error(model: &Rc<ImageModel>, json: &str, image: &[f32]) -> String {
 fn bad_requests_name_the_field() {
     let m = model();
     let img = digit();
-    let cases: [(&str, Vec<f32>, &[&str]); 13] = [
+    let cases: [(&str, Vec<f32>, &[&str]); 14] = [
         (r#"{"task": "colorize"}"#, img.clone(), &["colorize", "3-channel", "1 channel"]),
         (r#"{"steps": 2}"#, vec![0.0; 783], &["image", "784", "783"]),
         (r#"{"steps": 2}"#, vec![], &["image", "784", "found 0"]),
@@ -48,6 +48,7 @@ fn bad_requests_name_the_field() {
         (r#"{"noise": -0.5}"#, img.clone(), &["noise"]),
         (r#"{"sampler": "ode-euler"}"#, img.clone(), &["Sampler", "ancestral or ddim"]),
         (r#"{"stepz": 3}"#, img.clone(), &["inverse request", "stepz"]),
+        (r#"{"device": "gpu"}"#, img.clone(), &["device", "page, flex", "gpu"]),
         (
             r#"{"steps": 2}"#,
             {
@@ -65,6 +66,7 @@ fn bad_requests_name_the_field() {
         }
     }
     assert!(InverseProblem::new(&m, r#"{"steps": 2}"#, &img).is_ok());
+    assert!(InverseProblem::new(&m, r#"{"steps": 2, "device": "flex"}"#, &img).is_ok());
 }
 
 /// The page's task menu (`page_options`) says which tasks need colour images, as the core's

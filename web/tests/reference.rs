@@ -11,6 +11,7 @@ use common::*;
 use scorediff::nn::UNetConfig;
 use scorediff::sampler::Variance;
 use scorediff_web::engine::{ImageModel, Lab, PointModel, Target, read_sync};
+use scorediff_web::inverse::InverseProblem;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
@@ -33,6 +34,11 @@ fn compute() -> BTreeMap<String, Vec<f32>> {
     let mut out = BTreeMap::new();
     for (name, request) in image_cases() {
         let mut run = model.sample(&request).unwrap();
+        while run.step().unwrap() {}
+        out.insert(name.to_string(), read_sync(run.state_tensor()).unwrap());
+    }
+    for (name, request) in dps_cases() {
+        let mut run = InverseProblem::new(&model, request, &bar()).unwrap().start().unwrap();
         while run.step().unwrap() {}
         out.insert(name.to_string(), read_sync(run.state_tensor()).unwrap());
     }

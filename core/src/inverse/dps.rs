@@ -36,12 +36,16 @@
 //! are on a plain device takes part as constants, so gradients reach `x_i` only (put it in
 //! inference mode first, `Module::valid`, so that dropout is off). The graph is freed after the
 //! backward pass; the step itself runs on detached tensors.
+//!
+//! # Nothing is read back
+//! `zeta_i` is computed on the device from the squared norms (`[batch, 1]`, see
+//! [`step_sizes`]), so a step never waits for the device: DPS runs where the network runs,
+//! WebGPU in the browser included (which forbids synchronous reads of GPU memory).
 
 use super::{MeasurementNoise, Operator, per_sample_sum};
 use crate::error::ConfigError;
 use crate::model::{Prediction, ScoreFn};
 use crate::noise::NoiseSource;
-use crate::param::Coef;
 use crate::sampler::{Ancestral, Ddim, GridSampler, PredictionStep, SamplerConfig, SamplerOptions, Sampling, Step, Transition, prior_sample};
 use crate::sde::Sde;
 use burn::tensor::{Device, Tensor};
@@ -61,8 +65,9 @@ pub struct DpsGradient<const D: usize> {
     pub pred: Prediction<D>,
     /// `grad_{x_i} ||y - A(x0_hat(x_i))||^2_Lambda`, per sample.
     pub grad: Tensor<D>,
-    /// `||y - A(x0_hat(x_i))||_Lambda` of each sample.
-    pub norms: Vec<f64>,
+    /// `||y - A(x0_hat(x_i))||^2_Lambda` of each sample, `[batch, 1]`, on `x`'s device (on
+    /// autodiff where `x` is, detached from the graph).
+    pub sq_norms: Tensor<2>,
     /// The model's variance output `v` at `(x_i, t)` (a learned variance), detached.
     pub variance: Option<Tensor<D>>,
 }
@@ -87,9 +92,20 @@ pub fn dps_gradient<const D: usize>(f: &ScoreFn<D>, op: &dyn Operator<D>, y: &Te
     let grads = sq.clone().sum().backward();
     let grad = xg.grad(&grads).expect("x_t requires grad on the autodiff device");
     let grad = if autodiff { grad.autodiff() } else { grad };
-    let norms = sq.inner().into_data().try_to_vec::<f32>().expect("f32 norms").into_iter().map(|v| (v as f64).sqrt()).collect();
     let pred = Prediction { x, out: like(pred.out, autodiff), param: pred.param, marginal: pred.marginal };
-    DpsGradient { pred, grad, norms, variance: v.map(|v| like(v, autodiff)) }
+    DpsGradient { pred, grad, sq_norms: like(sq, autodiff), variance: v.map(|v| like(v, autodiff)) }
+}
+
+/// The paper's step sizes `zeta_i = zeta / ||r_i||_Lambda` from the squared norms `sq`
+/// (`[batch, 1]`), on `sq`'s device, as `[batch, 1, ..., 1]` (`D` dimensions) to multiply a
+/// state by; 0 where the residual vanishes (so does its gradient there, and `zeta / 0` would
+/// turn `0 * inf` into NaN).
+pub fn step_sizes<const D: usize>(sq: Tensor<2>, zeta: f64) -> Tensor<D> {
+    let vanishes = sq.clone().lower_equal_elem(0.0);
+    let zeta_i = sq.sqrt().recip().mul_scalar(zeta).mask_fill(vanishes, 0.0);
+    let mut shape = [1usize; D];
+    shape[0] = zeta_i.dims()[0];
+    zeta_i.reshape(shape)
 }
 
 /// One DPS transition (see the module docs).
@@ -105,14 +121,8 @@ impl<const D: usize> Transition<D> for Dps<D> {
     fn transition(&mut self, x: Tensor<D>, t: f64, s: f64, f: &ScoreFn<D>, noise: &mut NoiseSource) -> Step<D> {
         let g = dps_gradient(f, self.op.as_ref(), &self.y, self.weights.as_ref(), x.clone(), t);
         let step = self.step.step_from(x, &g.pred, g.variance, t, s, f.sde(), noise);
-        // zeta_i = zeta / ||r_i||, 0 where the residual vanishes (so does its gradient).
-        let zeta = Coef::PerSample(g.norms.iter().map(|&n| if n > 0.0 { self.zeta / n } else { 0.0 }).collect());
-        let correction = zeta.apply(g.grad);
+        let correction = g.grad * step_sizes::<D>(g.sq_norms, self.zeta);
         Step { x: step.x - correction.clone(), x_mean: step.x_mean - correction }
-    }
-    /// The step sizes read the residuals' norms back.
-    fn reads_back(&self) -> bool {
-        true
     }
 }
 
@@ -173,6 +183,7 @@ mod tests {
     use crate::sampler::{Run, SamplerKind};
     use crate::sde::VpSde;
     use crate::test_util::*;
+    use burn::tensor::TensorData;
 
     /// `sum_i ||y_i - A(x0_hat(x_i))||^2_Lambda` evaluated without autodiff, in f64 on the host.
     fn loss(f: &ScoreFn<4>, op: &dyn Operator<4>, y: &Tensor<4>, w: Option<&Tensor<4>>, x: Tensor<4>, t: f64) -> f64 {
@@ -210,7 +221,7 @@ mod tests {
                 let g = dps_gradient(&f, op, &y, w.as_ref(), x.clone(), t);
                 assert!(!g.grad.is_autodiff());
                 let l0 = loss(&f, op, &y, w.as_ref(), x.clone(), t);
-                let norms: f64 = g.norms.iter().map(|n| n * n).sum();
+                let norms: f64 = to_vec(g.sq_norms.clone()).iter().map(|&n| n as f64).sum();
                 assert!((norms - l0).abs() < 1e-4 * l0, "norms {norms} vs loss {l0}");
                 for k in 0..3 {
                     let v = noise.normal(shape, &dev);
@@ -286,6 +297,25 @@ mod tests {
             assert!((m1 - 0.99).abs() < 0.1, "{kind}: mean of x1 {m1}, expected 0.99");
             assert!(v1 < 0.1, "{kind}: variance of x1 {v1}");
         }
+    }
+
+    /// `zeta / sqrt(sq)` per sample against the closed form, 0 (not NaN) for a vanishing
+    /// residual, shaped to broadcast over a state; and a DPS run reads nothing back.
+    #[test]
+    fn step_sizes_are_zeta_over_the_norm() {
+        let dev = device();
+        let sq = Tensor::<2>::from_data(TensorData::new(vec![4.0f32, 0.0, 0.25, 1e-6], [4, 1]), &dev);
+        let z = step_sizes::<4>(sq, 3.0);
+        assert_eq!(z.dims(), [4, 1, 1, 1]);
+        let got = to_vec(z);
+        for (g, want) in got.iter().zip([1.5, 0.0, 6.0, 3000.0]) {
+            assert!((*g as f64 - want).abs() <= 1e-6 * want, "{got:?}");
+        }
+        let sde = VpSde::new(0.1, 20.0).unwrap();
+        let op = Box::new(Dense::new(Matrix { rows: 1, cols: 2, data: vec![1.0, 0.0] }));
+        let (config, y) = (SamplerConfig::new(SamplerKind::Ddim, 3), Tensor::<2>::ones([2, 1], &dev));
+        let run = dps(&config, &sde, op, y, MeasurementNoise::None, 1.0, [2, 2], &mut NoiseSource::new(0), &dev).unwrap();
+        assert!(!run.reads_back());
     }
 
     /// Poisson weights and the sampler checks.

@@ -64,6 +64,21 @@ pub fn image_cases() -> Vec<(&'static str, ImageRequest)> {
     ]
 }
 
+/// `(name, request)` of the page's DPS (web/src/inverse.rs) on [`bar`], run where the page
+/// computes: super-resolution and phase retrieval, few steps (each is an evaluation and a
+/// backward pass).
+pub fn dps_cases() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("dps-super-resolution-3", r#"{"task": "super-resolution", "factor": 4, "steps": 3, "seed": 2}"#),
+        ("dps-phase-retrieval-2", r#"{"task": "phase-retrieval", "sampler": "ddim", "steps": 2, "seed": 4}"#),
+    ]
+}
+
+/// A 1x28x28 image to measure: a vertical bar on black.
+pub fn bar() -> Vec<f32> {
+    (0..784).map(|i| if (12..16).contains(&(i % 28)) && (4..24).contains(&(i / 28)) { 1.0 } else { -1.0 }).collect()
+}
+
 /// The lab's first losses (Flex with autodiff: same code natively and in wasm).
 pub const LAB_SETTINGS: &str = r#"{"toy": "two-moons", "seed": 1, "hidden": 32, "layers": 2, "batch": 128}"#;
 /// Steps of lab training compared.
