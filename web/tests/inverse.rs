@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::random_image_model;
+use common::{bar, random_image_model};
 use scorediff::nn::UNetConfig;
 use scorediff::sampler::Variance;
 use scorediff_web::engine::{Backend, ImageModel, read_sync};
@@ -15,11 +15,6 @@ use std::rc::Rc;
 fn model() -> Rc<ImageModel> {
     let config = UNetConfig::new().with_base_channels(4).with_channel_mult(vec![1]).with_num_res_blocks(1).with_groups(2).with_dropout(0.0);
     random_image_model("tiny", config, 100, Variance::Small, 3, "web/tests/inverse.rs")
-}
-
-/// A vertical bar on black.
-fn digit() -> Vec<f32> {
-    common::bar()
 }
 
 fn error(model: &Rc<ImageModel>, json: &str, image: &[f32]) -> String {
@@ -34,7 +29,7 @@ fn error(model: &Rc<ImageModel>, json: &str, image: &[f32]) -> String {
 #[test]
 fn bad_requests_name_the_field() {
     let m = model();
-    let img = digit();
+    let img = bar();
     let cases: [(&str, Vec<f32>, &[&str]); 14] = [
         (r#"{"task": "colorize"}"#, img.clone(), &["colorize", "3-channel", "1 channel"]),
         (r#"{"steps": 2}"#, vec![0.0; 783], &["image", "784", "783"]),
@@ -103,7 +98,7 @@ fn the_menu_offers_what_the_core_builds() {
 #[test]
 fn a_dps_run_steps_and_scores() {
     let m = model();
-    let img = digit();
+    let img = bar();
     let mut p = InverseProblem::new(&m, r#"{"task": "super-resolution", "factor": 4, "steps": 2, "seed": 1}"#, &img).unwrap();
     assert_eq!(p.measurement().len(), 784);
     let b = p.baseline().expect("bicubic");
@@ -133,7 +128,7 @@ fn a_dps_run_steps_and_scores() {
 #[test]
 fn the_seed_fixes_the_run() {
     let m = model();
-    let img = digit();
+    let img = bar();
     let run = |seed: u64| {
         let mut p = InverseProblem::new(&m, &format!(r#"{{"steps": 2, "seed": {seed}}}"#), &img).unwrap();
         let mut r = p.start().unwrap();
